@@ -1,0 +1,55 @@
+# One entry point for users and CI. `make run` and `make test` build .venv/ on first use
+# (Python 3.12, the exact pins of requirements.lock.txt) and reuse it afterwards.
+
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+UV_VERSION  := 0.13.9
+ENV         ?= base
+TEAM        ?= $(ENV)
+PORT        ?= 8080
+# The offline default tracking store; MLFLOW_TRACKING_URI in the environment wins.
+MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow/mlflow.db
+MODEL_URI   ?= models:/stock_mlops_$(TEAM)@champion
+
+export MLFLOW_TRACKING_URI
+# Python must find this project's interpreter and its console scripts (uvicorn for serving).
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install run test lint format viz serve benchmark clean-venv
+
+install: $(STAMP)
+
+# Rebuilt only when the pins or the package metadata change.
+$(STAMP): requirements.in requirements.lock.txt pyproject.toml
+	@bash scripts/make_venv.sh "$(VENV)" "$(UV_VERSION)"
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/kedro run --env $(ENV)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+
+viz: $(STAMP)
+	$(BIN)/kedro viz build
+
+# Serves the team's champion with MLflow's scoring protocol (GET /ping, POST /invocations).
+serve: $(STAMP)
+	$(BIN)/mlflow models serve -m "$(MODEL_URI)" --env-manager local --host 127.0.0.1 --port $(PORT)
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

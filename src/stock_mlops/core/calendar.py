@@ -1,0 +1,71 @@
+"""The NYSE trading calendar (exchange_calendars' XNYS): sessions, next session, gaps.
+
+Real market closures (2001-09-11..14, 2012-10-29..30, national days of mourning) are not sessions,
+so a bar missing on those dates is not a gap.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+
+_FIRST = "1990-01-02"
+
+
+@functools.cache
+def _nyse():  # noqa: ANN202 - exchange_calendars' type is an implementation detail here
+    import exchange_calendars as xcals  # noqa: PLC0415 - 1.5 s import, only when needed
+
+    return xcals.get_calendar("XNYS", start=_FIRST)
+
+
+def sessions_between(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """NYSE sessions from ``start`` to ``end`` inclusive (naive dates)."""
+    cal = _nyse()
+    start = max(pd.Timestamp(start).normalize(), cal.first_session)
+    end = min(pd.Timestamp(end).normalize(), cal.last_session)
+    if start > end:
+        return pd.DatetimeIndex([])
+    return pd.DatetimeIndex(cal.sessions_in_range(start, end)).tz_localize(None)
+
+
+def next_session(date: pd.Timestamp) -> pd.Timestamp:
+    """The first NYSE session strictly after ``date``."""
+    date = pd.Timestamp(date).normalize()
+    upcoming = sessions_between(date + pd.Timedelta(days=1), date + pd.Timedelta(days=15))
+    if upcoming.empty:
+        raise ValueError(f"{date.date()} is outside the NYSE calendar's range")
+    return upcoming[0]
+
+
+def next_sessions(dates: pd.Series) -> pd.Series:
+    """Vectorised :func:`next_session` for a Series of dates (NaT stays NaT)."""
+    unique = pd.to_datetime(dates.dropna().unique())
+    if len(unique) == 0:
+        return pd.Series(pd.NaT, index=dates.index, dtype="datetime64[ns]")
+    sessions = sessions_between(unique.min(), unique.max() + pd.Timedelta(days=15))
+    positions = sessions.searchsorted(unique, side="right")
+    mapping = dict(zip(unique, sessions[positions], strict=True))
+    return pd.to_datetime(dates.map(mapping))
+
+
+def is_session(date: pd.Timestamp) -> bool:
+    """Whether NYSE traded on ``date``."""
+    return bool(_nyse().is_session(pd.Timestamp(date).normalize()))
+
+
+def missing_sessions(dates: pd.Series) -> pd.DatetimeIndex:
+    """NYSE sessions between the first and last of ``dates`` that have no bar."""
+    observed = pd.DatetimeIndex(pd.to_datetime(dates)).normalize()
+    if observed.empty:
+        return pd.DatetimeIndex([])
+    expected = sessions_between(observed.min(), observed.max())
+    return expected.difference(observed)
+
+
+def sessions_behind(last: pd.Timestamp, reference: pd.Timestamp) -> int:
+    """How many sessions after ``last`` up to and including ``reference``."""
+    if pd.Timestamp(last) >= pd.Timestamp(reference):
+        return 0
+    return len(sessions_between(pd.Timestamp(last) + pd.Timedelta(days=1), reference))

@@ -1,0 +1,227 @@
+"""The raw price archive: every response or file kept as received, immutable, one object per fetch.
+
+Saving a :class:`~stock_mlops.sources.PriceRequest` performs the fetch (this dataset is the only
+place where ingestion touches a network or a source folder); loading returns every archived object
+of the requested symbols, oldest first, so the primary layer can always be rebuilt from the raw one.
+
+Layout under ``filepath``::
+
+    <source>/<SYMBOL>/<YYYYmmddTHHMMSSffffffZ>_<full|compact|file>.<json|csv>   immutable objects
+    _manifests/<YYYYmmddTHHMMSSffffffZ>.json                                    one per fetch run
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from pathlib import PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractDataset, DatasetError
+
+from stock_mlops.datasets._storage import atomic_write_bytes, filesystem, write_once_bytes
+from stock_mlops.sources.base import (
+    FetchFailure,
+    PriceRequest,
+    RawPayload,
+    SourceError,
+    make_source,
+)
+
+logger = logging.getLogger(__name__)
+
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+_FORMATS = {
+    ("alphavantage", "json"): "alphavantage-json",
+    ("alphavantage", "csv"): "alphavantage-csv",
+    ("alpaca", "json"): "alpaca-json",
+}
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime(_STAMP)
+
+
+def _parse_stamp(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, _STAMP).replace(tzinfo=dt.UTC)
+
+
+class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
+    """Fetches on save, archives immutably, and loads the archive of the last request.
+
+    Example catalog entry::
+
+        raw_prices:
+          type: stock_mlops.datasets.RawPriceArchiveDataset
+          filepath: ${_root}/01_raw/prices
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._fs, self._protocol, self._root = filesystem(filepath, credentials, fs_args)
+        self._filepath = filepath
+        self.metadata = metadata
+
+    # ------------------------------------------------------------------------------ save
+    def save(self, data: dict) -> None:
+        request = PriceRequest.from_dict(data)
+        started = dt.datetime.now(dt.UTC)
+        calls_today = self._calls_used_on(request.source, started.date())
+        try:
+            source = make_source(request, calls_used_today=calls_today)
+        except SourceError as exc:
+            raise DatasetError(str(exc)) from None
+
+        symbols = list(request.symbols) or (source.list_symbols() or [])
+        if not symbols:
+            raise DatasetError(f"source '{request.source}' offers no symbols to fetch")
+
+        outcomes: list[dict[str, Any]] = []
+        failures: list[FetchFailure] = []
+        for name in getattr(source, "foreign_files", lambda: [])():
+            failures.append(FetchFailure(name, request.source, "not a .csv file; ignored"))
+        for symbol in symbols:
+            full = self._needs_full_fetch(request, symbol, started)
+            try:
+                payload = source.fetch(symbol, full=full)
+            except SourceError as exc:
+                failures.append(FetchFailure(symbol, request.source, str(exc)))
+                logger.warning("fetch of %s from %s failed: %s", symbol, request.source, exc)
+                continue
+            outcomes.append(self._archive(payload))
+
+        manifest = {
+            "fetched_at": _stamp(started),
+            "completed_at": _stamp(dt.datetime.now(dt.UTC)),
+            "request": request.to_dict(),
+            "objects": outcomes,
+            "failures": [f.__dict__ for f in failures],
+            "api_calls": getattr(source, "calls_made", 0),
+        }
+        manifest_path = f"{self._root}/_manifests/{_stamp(started)}.json"
+        atomic_write_bytes(self._fs, manifest_path, json.dumps(manifest, indent=2).encode())
+
+        fetched = {o["symbol"] for o in outcomes}
+        if not fetched.intersection(symbols):
+            reasons = "; ".join(f"{f.symbol}: {f.reason}" for f in failures if f.symbol in symbols)
+            raise DatasetError(f"every requested symbol failed to fetch from '{request.source}': {reasons}")
+
+    def _archive(self, payload: RawPayload) -> dict[str, Any]:
+        digest = hashlib.sha256(payload.content).hexdigest()
+        folder = f"{self._root}/{payload.source}/{payload.symbol}"
+        stored = self._objects(payload.source, payload.symbol)
+        outcome = {"symbol": payload.symbol, "origin": payload.origin, "sha256": digest}
+        if stored and stored[-1]["sha256"] == digest:
+            # Same bytes as the newest stored object: that object already represents this state.
+            return {**outcome, "path": stored[-1]["path"], "kind": stored[-1]["kind"],
+                    "status": "unchanged"}
+        path = f"{folder}/{_stamp(payload.fetched_at)}_{payload.kind}.{payload.extension}"
+        write_once_bytes(self._fs, path, payload.content)
+        self._fs.pipe_file(f"{path}.sha256", digest.encode())
+        return {**outcome, "path": path, "kind": payload.kind, "status": "new"}
+
+    def _needs_full_fetch(self, request: PriceRequest, symbol: str, now: dt.datetime) -> bool:
+        """Full history on the first fetch, or when the compact window no longer overlaps."""
+        previous = [o for o in self._objects(request.source, symbol) if o["kind"] != "compact"]
+        if not previous:
+            return True
+        window = int(request.settings.get("alphavantage", {}).get("compact_window_days", 100))
+        newest = self._objects(request.source, symbol)[-1]
+        # 100 bars span more than 100 calendar days, so comparing calendar days is conservative.
+        return (now - newest["fetched_at"]).days >= window
+
+    def _calls_used_on(self, source: str, day: dt.date) -> int:
+        total = 0
+        for path in self._manifest_paths():
+            stamp = _parse_stamp(PurePosixPath(path).stem)
+            if stamp.date() != day:
+                continue
+            manifest = json.loads(self._fs.cat_file(path))
+            if manifest["request"]["source"] == source:
+                total += int(manifest.get("api_calls", 0))
+        return total
+
+    # ------------------------------------------------------------------------------ load
+    def load(self) -> dict:
+        manifests = self._manifest_paths()
+        if not manifests:
+            raise DatasetError(
+                f"no fetch has been archived under '{self._filepath}' yet; "
+                "run the data_ingestion pipeline first"
+            )
+        manifest = json.loads(self._fs.cat_file(manifests[-1]))
+        request = PriceRequest.from_dict(manifest["request"])
+        as_of = _parse_stamp(manifest["completed_at"])
+        symbols = list(request.symbols) or sorted(
+            {o["symbol"] for o in manifest["objects"]}
+            | {f["symbol"] for f in manifest["failures"]}
+        )
+        payloads: dict[str, list[RawPayload]] = {}
+        for symbol in symbols:
+            objects = [o for o in self._objects(request.source, symbol) if o["fetched_at"] <= as_of]
+            if objects:
+                payloads[symbol] = [self._read(request.source, symbol, o) for o in objects]
+        return {
+            "request": request.to_dict(),
+            "fetched_at": manifest["fetched_at"],
+            "payloads": payloads,
+            "failures": [FetchFailure(**f) for f in manifest["failures"]],
+        }
+
+    def _read(self, source: str, symbol: str, obj: dict[str, Any]) -> RawPayload:
+        extension = PurePosixPath(obj["path"]).suffix.lstrip(".")
+        return RawPayload(
+            symbol=symbol,
+            source=source,
+            format=_FORMATS.get((source, extension), "csv"),
+            content=self._fs.cat_file(obj["path"]),
+            fetched_at=obj["fetched_at"],
+            kind=obj["kind"],
+            origin=PurePosixPath(obj["path"]).name,
+        )
+
+    # --------------------------------------------------------------------------- listing
+    def _objects(self, source: str, symbol: str) -> list[dict[str, Any]]:
+        folder = f"{self._root}/{source}/{symbol}"
+        if not self._fs.isdir(folder):
+            return []
+        found = []
+        for path in self._fs.ls(folder, detail=False):
+            name = PurePosixPath(path).name
+            if name.startswith(".") or name.endswith(".sha256"):
+                continue
+            stamp, _, rest = PurePosixPath(name).stem.partition("_")
+            digest_path = f"{path}.sha256"
+            found.append(
+                {
+                    "path": path,
+                    "fetched_at": _parse_stamp(stamp),
+                    "kind": rest,
+                    "sha256": (
+                        self._fs.cat_file(digest_path).decode()
+                        if self._fs.exists(digest_path)
+                        else None
+                    ),
+                }
+            )
+        return sorted(found, key=lambda o: o["fetched_at"])
+
+    def _manifest_paths(self) -> list[str]:
+        folder = f"{self._root}/_manifests"
+        if not self._fs.isdir(folder):
+            return []
+        return sorted(p for p in self._fs.ls(folder, detail=False) if p.endswith(".json"))
+
+    def _exists(self) -> bool:
+        return bool(self._manifest_paths())
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "protocol": self._protocol}

@@ -1,0 +1,90 @@
+"""Facts about the current run that nodes may not fetch themselves (clock, identity, git)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kedro.io.core import AbstractDataset, DatasetError
+
+
+class RunInfoDataset(AbstractDataset[None, dict[str, Any]]):
+    """Loads ``{run_id, started_at, git_commit}`` once per run.
+
+    ``run_id`` is the active MLflow run (kedro-mlflow starts one per ``kedro run``), else a fresh
+    UUID; ``started_at`` is UTC. Nodes take this as an input instead of reading the clock.
+    """
+
+    def __init__(self, *, metadata: dict[str, Any] | None = None) -> None:
+        self.metadata = metadata
+        self._cached: dict[str, Any] | None = None
+
+    def load(self) -> dict[str, Any]:
+        if self._cached is None:
+            self._cached = {
+                "run_id": _mlflow_run_id() or uuid.uuid4().hex,
+                "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "git_commit": _git_commit(),
+            }
+        return dict(self._cached)
+
+    def save(self, data: None) -> None:
+        raise DatasetError("run_info is read-only")
+
+    def _describe(self) -> dict[str, Any]:
+        return {}
+
+
+def _mlflow_run_id() -> str | None:
+    import mlflow  # noqa: PLC0415
+
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if commit.returncode != 0:
+        return "unknown"
+    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+class MlflowTagsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+    """Sets tags on the active MLflow run (kedro-mlflow has datasets for metrics, not tags)."""
+
+    def __init__(self, *, metadata: dict[str, Any] | None = None) -> None:
+        self.metadata = metadata
+
+    def save(self, data: dict[str, Any]) -> None:
+        import mlflow  # noqa: PLC0415
+
+        if mlflow.active_run() is None:
+            return
+        mlflow.set_tags({key: str(value)[:5000] for key, value in data.items()})
+
+    def load(self) -> dict[str, Any]:
+        import mlflow  # noqa: PLC0415
+
+        run = mlflow.active_run()
+        if run is None:
+            raise DatasetError("no active MLflow run to read tags from")
+        return dict(mlflow.get_run(run.info.run_id).data.tags)
+
+    def _describe(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,31 @@
+"""Project pipelines."""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+# The daily loop of one team, in order. The competition reads every team's outputs, so it runs
+# on its own after the teams' loops (`kedro run --pipeline competition`).
+DAILY_LOOP = (
+    "data_ingestion",
+    "feature_engineering",
+    "training",
+    "inference",
+    "trading",
+    "backtest",
+    "monitoring",
+)
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the project's pipelines.
+
+    Returns:
+        A mapping from pipeline names to ``Pipeline`` objects.
+    """
+    pipelines = find_pipelines(raise_errors=True)
+    # Kedro loads only the pipelines a run asks for; the default needs the whole loop.
+    if all(name in pipelines for name in DAILY_LOOP):
+        pipelines["__default__"] = sum((pipelines[name] for name in DAILY_LOOP), Pipeline([]))
+    return pipelines

@@ -1,0 +1,1 @@
+"""One folder per pipeline; each exposes ``create_pipeline()``."""

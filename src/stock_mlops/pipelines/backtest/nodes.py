@@ -1,0 +1,201 @@
+"""Nodes of the backtest pipeline: replay the real decision rule day by day on the local broker.
+
+There is no second, vectorised strategy: every day calls :func:`~stock_mlops.core.strategy.
+decide_orders` with that day's out-of-sample predictions and the simulated account, exactly as
+the daily trading pipeline does, so the equity curve is what the trades and closes imply.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stock_mlops.brokers.base import OrderRequest
+from stock_mlops.brokers.local import LocalPaperBroker
+from stock_mlops.core import calendar
+from stock_mlops.core import columns as C
+from stock_mlops.core import metrics as M
+from stock_mlops.core.params import BacktestParams, TradingParams, TrainingParams
+from stock_mlops.core.strategy import APPROVED, decide_orders
+
+logger = logging.getLogger(__name__)
+
+TRADE_COLUMNS = ["date", C.SYMBOL, "side", "qty", "price", "fee", "realized_pnl", "client_order_id"]
+MODEL = "ludwig"
+
+
+def backtest_predictions(
+    evaluation_predictions: pd.DataFrame, training: dict[str, Any], backtest: dict[str, Any]
+) -> pd.DataFrame:
+    """The team model's out-of-sample predictions over the backtest period, as log rows.
+
+    Default period: the holdout test period (after ``training.split.validation_end``).
+    """
+    params = BacktestParams.parse(backtest, "backtest")
+    split = TrainingParams.parse(training, "training").split
+    rows = evaluation_predictions[
+        (evaluation_predictions["model"] == MODEL) & (evaluation_predictions["fold"] == "holdout")
+    ]
+    start = pd.Timestamp(params.start_date or split.validation_end + pd.Timedelta(days=1))
+    end = pd.Timestamp(params.end_date) if params.end_date else rows["feature_date"].max()
+    rows = rows[(rows["feature_date"] >= start) & (rows["feature_date"] <= end)]
+    if rows.empty:
+        raise ValueError(
+            f"no out-of-sample predictions between {start.date()} and {end.date()} to backtest"
+        )
+    return pd.DataFrame(
+        {
+            C.SYMBOL: rows[C.SYMBOL].to_numpy(),
+            "feature_date": pd.to_datetime(rows["feature_date"]).to_numpy(),
+            C.TARGET_DATE: pd.to_datetime(rows[C.DATE]).to_numpy(),
+            "last_close": rows["last_close"].to_numpy(dtype=float),
+            "prediction": rows["prediction"].to_numpy(dtype=float),
+            "predicted_direction": rows["predicted_direction"].to_numpy(),
+        }
+    ).sort_values(["feature_date", C.SYMBOL], kind="stable")
+
+
+def simulate(
+    predictions: pd.DataFrame,
+    prices: pd.DataFrame,
+    params: TradingParams,
+    team: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Runs the decision rule on every session from the first to the last prediction date.
+
+    Returns:
+        ``(trades, equity)``: every fill, and per date the strategy's and the benchmark's equity
+        (equal-weight buy-and-hold of the predicted symbols from the first close, no costs).
+    """
+    symbols = sorted(predictions[C.SYMBOL].unique())
+    start, end = predictions["feature_date"].min(), predictions["feature_date"].max()
+    bars = prices[prices[C.SYMBOL].isin(symbols)]
+    # One session past the last decision, so orders filled at the next open are valued.
+    sessions = sorted(bars.loc[bars[C.DATE] >= start, C.DATE].unique())
+    sessions = [d for d in sessions if d <= end] + [d for d in sessions if d > end][:1]
+    opens = bars.pivot(index=C.DATE, columns=C.SYMBOL, values=C.OPEN).reindex(sessions)
+    closes = bars.pivot(index=C.DATE, columns=C.SYMBOL, values=C.CLOSE).reindex(sessions)
+    next_of = dict(zip(sessions, calendar.next_sessions(pd.Series(sessions)), strict=True))
+    by_day = {day: rows for day, rows in predictions.groupby("feature_date", sort=False)}
+    empty = predictions.iloc[0:0]
+
+    broker = LocalPaperBroker(
+        LocalPaperBroker.new_state(params.local.initial_cash),
+        fill_at=params.local.fill_at,
+        commission_bps=params.local.commission_bps,
+        slippage_bps=params.local.slippage_bps,
+    )
+    equity = np.empty(len(sessions))
+    for i, day in enumerate(sessions):
+        broker.open_session(day, _valid(opens.iloc[i]))
+        day_closes = closes.iloc[i]
+        broker.close_session(day, _valid(day_closes))
+        if day <= end:
+            orders = decide_orders(
+                by_day.get(day, empty),
+                day_closes.dropna(),
+                broker.account(),
+                params,
+                team,
+                day,
+                next_of[day],
+            )
+            for row in orders[orders["status"] == APPROVED].itertuples():
+                broker.submit_order(
+                    OrderRequest(
+                        client_order_id=row.client_order_id,
+                        symbol=row.symbol,
+                        side=row.side,
+                        qty=row.qty,
+                        reference_price=row.reference_price,
+                        decision_date=day,
+                        target_date=row.target_date,
+                    )
+                )
+        equity[i] = broker.equity()
+
+    trades = pd.DataFrame(broker.state["fills"], columns=TRADE_COLUMNS)
+    trades["date"] = pd.to_datetime(trades["date"])
+    first_close = closes.iloc[0]
+    shares = params.local.initial_cash / len(symbols) / first_close
+    benchmark = (closes.ffill() * shares).sum(axis=1, min_count=1)
+    curve = pd.DataFrame(
+        {"date": pd.to_datetime(sessions), "equity": equity, "benchmark_equity": benchmark.values}
+    )
+    return trades, curve
+
+
+def _valid(row: pd.Series) -> dict[str, float]:
+    row = row.dropna()
+    return dict(zip(row.index, row.to_numpy(dtype=float), strict=True))
+
+
+def run_backtest(
+    evaluation_predictions: pd.DataFrame,
+    prices: pd.DataFrame,
+    trading: dict[str, Any],
+    training: dict[str, Any],
+    backtest: dict[str, Any],
+    team: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``backtest_trades`` and ``backtest_equity`` datasets."""
+    params = TradingParams.parse(trading, "trading")
+    predictions = backtest_predictions(evaluation_predictions, training, backtest)
+    trades, equity = simulate(predictions, prices, params, team)
+    logger.info(
+        "backtest %s..%s: %d trades, final equity %.2f (benchmark %.2f)",
+        equity["date"].min().date(),
+        equity["date"].max().date(),
+        len(trades),
+        equity["equity"].iloc[-1],
+        equity["benchmark_equity"].iloc[-1],
+    )
+    return trades, equity
+
+
+def summarise_backtest(trades: pd.DataFrame, equity: pd.DataFrame) -> dict[str, Any]:
+    """Summary statistics of the strategy and of the buy-and-hold benchmark."""
+    curve = equity.set_index("date")
+    strategy = M.performance_metrics(curve["equity"])
+    benchmark = M.performance_metrics(curve["benchmark_equity"])
+    years = max(len(curve) - 1, 1) / M.TRADING_DAYS
+    traded = float((trades["qty"] * trades["price"]).sum())
+    sells = trades[trades["side"] == "sell"]
+    summary: dict[str, Any] = {
+        **strategy,
+        "turnover": traded / 2 / float(curve["equity"].mean()) / years,
+        "hit_rate": float((sells["realized_pnl"] > 0).mean()) if len(sells) else None,
+        "n_trades": float(len(trades)),
+        "fees": float(trades["fee"].sum()),
+        **{f"benchmark_{k}": v for k, v in benchmark.items()},
+        "excess_total_return": strategy["total_return"] - benchmark["total_return"],
+    }
+    summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
+    return {**summary, "start": str(curve.index.min().date()), "end": str(curve.index.max().date())}
+
+
+def plot_equity(equity: pd.DataFrame) -> Any:
+    """Plotly chart of the strategy's and the benchmark's equity."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    figure = go.Figure()
+    figure.add_scatter(x=equity["date"], y=equity["equity"], name="strategy")
+    figure.add_scatter(x=equity["date"], y=equity["benchmark_equity"], name="buy and hold")
+    figure.update_layout(title="Backtest equity", yaxis_title="equity", xaxis_title="date")
+    return figure
+
+
+def plot_drawdown(equity: pd.DataFrame) -> Any:
+    """Plotly chart of the strategy's and the benchmark's drawdown."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    figure = go.Figure()
+    for column, name in (("equity", "strategy"), ("benchmark_equity", "buy and hold")):
+        figure.add_scatter(
+            x=equity["date"], y=M.drawdown(equity[column]), name=name, fill="tozeroy"
+        )
+    figure.update_layout(title="Backtest drawdown", yaxis_tickformat=".0%", xaxis_title="date")
+    return figure

@@ -1,0 +1,194 @@
+"""Nodes of the data_ingestion pipeline: request prices, then parse, validate and adjust them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pandas as pd
+
+from stock_mlops.core import columns as C
+from stock_mlops.core.params import DataIngestionParams
+from stock_mlops.pipelines.data_ingestion.adjustment import adjust_bars, merge_history
+from stock_mlops.pipelines.data_ingestion.parsers import ParseError, parse_payload
+from stock_mlops.pipelines.data_ingestion.validation import (
+    Findings,
+    check_calendar,
+    check_split_jumps,
+    check_structure,
+)
+from stock_mlops.sources.base import FetchFailure, PriceRequest, RawPayload
+
+logger = logging.getLogger(__name__)
+
+REPORT_COLUMNS = [
+    C.SYMBOL,
+    "source",
+    "stage",
+    "rows_in",
+    "rows_kept",
+    "first_date",
+    "last_date",
+    "missing_sessions",
+    "quarantined",
+    "reason",
+    "notes",
+]
+
+
+class NoValidDataError(ValueError):
+    """Every requested symbol failed; the message lists each symbol and why."""
+
+
+def build_price_request(ingestion: dict[str, Any]) -> dict[str, Any]:
+    """Turns the ingestion parameters into the request the raw-price archive executes.
+
+    Args:
+        ingestion: ``params:data_ingestion``.
+
+    Returns:
+        A serialisable :class:`~stock_mlops.sources.PriceRequest`.
+    """
+    params = DataIngestionParams.parse(ingestion, "data_ingestion")
+    settings: dict[str, Any] = {}
+    if params.source == "csv":
+        settings["csv_dir"] = params.csv_dir
+        settings["csv_symbol_regex"] = params.csv_symbol_regex
+    elif params.source == "alphavantage":
+        settings["alphavantage"] = params.alphavantage.model_dump(mode="json")
+    elif params.source == "alpaca":
+        settings["alpaca"] = params.alpaca.model_dump(mode="json")
+    request = PriceRequest(source=params.source, symbols=tuple(params.symbols), settings=settings)
+    logger.info("requesting %s prices for %s", params.source, list(params.symbols) or "all")
+    return request.to_dict()
+
+
+def clean_prices(
+    raw_prices: dict[str, Any], ingestion: dict[str, Any], run_date: str | dt.date | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parses, validates and adjusts every symbol's archived payloads.
+
+    A symbol with any fatal finding is quarantined whole: none of its bars reach ``prices``.
+
+    Args:
+        raw_prices: What the raw-price archive loads (payloads per symbol and fetch failures).
+        ingestion: ``params:data_ingestion``.
+        run_date: The as-of date for the staleness check; None means the newest bar of any symbol.
+
+    Returns:
+        ``prices`` (long, adjusted) and ``data_quality_report`` (one row per symbol or file).
+
+    Raises:
+        NoValidDataError: When no symbol passes.
+    """
+    params = DataIngestionParams.parse(ingestion, "data_ingestion")
+    source = raw_prices["request"]["source"]
+    report: list[dict[str, Any]] = [
+        _failure_row(failure) for failure in raw_prices.get("failures", [])
+    ]
+
+    merged: dict[str, pd.DataFrame] = {}
+    for symbol, payloads in sorted(raw_prices["payloads"].items()):
+        try:
+            merged[symbol] = _merge_payloads(payloads, params.start_date)
+        except (ParseError, ValueError) as exc:
+            report.append(_row(symbol, source, "parse", 0, reason=str(exc)))
+
+    reference = (
+        pd.Timestamp(run_date)
+        if run_date
+        else max((bars["date"].max() for bars in merged.values()), default=pd.NaT)
+    )
+    kept: list[pd.DataFrame] = []
+    for symbol, bars in merged.items():
+        clean, row = _validate_symbol(symbol, source, bars, params, reference)
+        report.append(row)
+        if clean is not None:
+            kept.append(clean.assign(**{C.SYMBOL: symbol}))
+
+    quality = pd.DataFrame(report, columns=REPORT_COLUMNS)
+    for row in quality[quality["quarantined"]].itertuples():
+        logger.warning("quarantined %s (%s): %s", row.symbol, row.stage, row.reason)
+    if not kept:
+        reasons = "; ".join(f"{r.symbol}: {r.reason}" for r in quality.itertuples())
+        raise NoValidDataError(f"no symbol passed validation: {reasons}")
+
+    prices = pd.concat(kept, ignore_index=True)[C.PRICE_COLUMNS]
+    prices = prices.sort_values([C.SYMBOL, C.DATE], kind="stable").reset_index(drop=True)
+    logger.info("prices: %d bars for %d symbols", len(prices), prices[C.SYMBOL].nunique())
+    return prices, quality
+
+
+def _merge_payloads(payloads: list[RawPayload], start_date: dt.date | None) -> pd.DataFrame:
+    frames = [(payload.kind, parse_payload(payload)) for payload in payloads]
+    bars = merge_history(frames)
+    if start_date is not None:
+        bars = bars[bars["date"] >= pd.Timestamp(start_date)].reset_index(drop=True)
+    return bars
+
+
+def _validate_symbol(
+    symbol: str,
+    source: str,
+    bars: pd.DataFrame,
+    params: DataIngestionParams,
+    reference: pd.Timestamp,
+) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    findings = Findings()
+    rows_in = len(bars)
+    checked = check_structure(bars, findings)
+    missing = 0
+    if not findings.fatal:
+        missing = check_calendar(checked, findings, params.validation, reference)
+    adjusted = None
+    if not findings.fatal:
+        adjusted = adjust_bars(checked)
+        check_split_jumps(adjusted, findings, params.validation)
+    if not findings.fatal and len(checked) < params.validation.min_rows:
+        findings.fail(f"only {len(checked)} bars, fewer than min_rows={params.validation.min_rows}")
+    row = _row(
+        symbol,
+        source,
+        "validate",
+        rows_in,
+        rows_kept=0 if findings.fatal else len(checked),
+        first=checked["date"].min() if len(checked) else None,
+        last=checked["date"].max() if len(checked) else None,
+        missing=missing,
+        reason="; ".join(findings.problems),
+        notes="; ".join(findings.notes),
+    )
+    return (None if findings.fatal else adjusted), row
+
+
+def _row(
+    symbol: str,
+    source: str,
+    stage: str,
+    rows_in: int,
+    *,
+    rows_kept: int = 0,
+    first: pd.Timestamp | None = None,
+    last: pd.Timestamp | None = None,
+    missing: int = 0,
+    reason: str = "",
+    notes: str = "",
+) -> dict[str, Any]:
+    return {
+        C.SYMBOL: symbol,
+        "source": source,
+        "stage": stage,
+        "rows_in": rows_in,
+        "rows_kept": rows_kept,
+        "first_date": None if first is None else str(pd.Timestamp(first).date()),
+        "last_date": None if last is None else str(pd.Timestamp(last).date()),
+        "missing_sessions": missing,
+        "quarantined": bool(reason),
+        "reason": reason,
+        "notes": notes,
+    }
+
+
+def _failure_row(failure: FetchFailure) -> dict[str, Any]:
+    return _row(failure.symbol, failure.source, "fetch", 0, reason=failure.reason)

@@ -1,0 +1,161 @@
+"""Parsing of raw payloads into one bar table per symbol. Pure functions, no I/O.
+
+Every parser returns a frame with ``date, open, high, low, close, volume`` and, when the source
+provides them, ``adjusted_close, dividend_amount, split_coefficient``. Values that do not parse
+become NaN/NaT and are counted by validation; columns that are absent raise :class:`ParseError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pandas as pd
+
+from stock_mlops.sources.base import RawPayload
+
+REQUIRED = ["date", "open", "high", "low", "close", "volume"]
+OPTIONAL = ["adjusted_close", "dividend_amount", "split_coefficient"]
+
+# Header spellings seen in the supported CSV layouts, after lower-casing and `_` for spaces.
+_CSV_ALIASES = {
+    "timestamp": "date",
+    "datetime": "date",
+    "adj_close": "adjusted_close",
+    "adjclose": "adjusted_close",
+    "dividend": "dividend_amount",
+    "dividends": "dividend_amount",
+    "split": "split_coefficient",
+    "split_factor": "split_coefficient",
+}
+# AlphaVantage JSON keys are numbered ("5. volume" or "6. volume"): map by the name, not the number.
+_AV_FIELD = re.compile(r"^\s*\d+[a-z]?\.\s*(?P<name>.+?)\s*$")
+_AV_ERROR_KEYS = ("Error Message", "Information", "Note")
+
+
+class ParseError(ValueError):
+    """A payload that cannot be read as daily bars; the message names the object and why."""
+
+
+def parse_payload(payload: RawPayload) -> pd.DataFrame:
+    """Parses one raw payload according to its format.
+
+    Args:
+        payload: Bytes as received, with their format.
+
+    Returns:
+        Bars sorted by date (oldest first), typed, with the columns listed in the module doc.
+
+    Raises:
+        ParseError: Naming the symbol and object when the content is not daily bars.
+    """
+    where = f"{payload.symbol} ({payload.origin})"
+    if payload.format in ("csv", "alphavantage-csv"):
+        frame = _parse_csv(payload.content, where)
+    elif payload.format == "alphavantage-json":
+        frame = _parse_alphavantage_json(payload.content, where)
+    elif payload.format == "alpaca-json":
+        frame = _parse_alpaca_json(payload.content, payload.symbol, where)
+    else:
+        raise ParseError(f"{where}: unknown payload format '{payload.format}'")
+    return _typed(frame, where)
+
+
+def _parse_csv(content: bytes, where: str) -> pd.DataFrame:
+    text = _decode(content, where)
+    if not text.strip():
+        raise ParseError(f"{where}: the file is empty")
+    # AlphaVantage answers a CSV request with a JSON error body.
+    if text.lstrip().startswith("{"):
+        _raise_alphavantage_error(_load_json(text, where), where)
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ParseError(f"{where}: not a readable CSV file ({exc})") from None
+    frame.columns = [_canonical_header(c) for c in frame.columns]
+    if "close" not in frame.columns and "adjusted_close" in frame.columns:
+        raise ParseError(f"{where}: has 'adjusted_close' but no raw 'close' column")
+    return frame
+
+
+def _canonical_header(name: str) -> str:
+    key = re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+    return _CSV_ALIASES.get(key, key)
+
+
+def _parse_alphavantage_json(content: bytes, where: str) -> pd.DataFrame:
+    body = _load_json(_decode(content, where), where)
+    series_key = next((k for k in body if k.startswith("Time Series")), None)
+    if series_key is None:
+        _raise_alphavantage_error(body, where)
+    rows = []
+    for day, values in body[series_key].items():
+        row = {"date": day}
+        for key, value in values.items():
+            match = _AV_FIELD.match(key)
+            name = (match.group("name") if match else key).strip().lower().replace(" ", "_")
+            row[name] = value
+        rows.append(row)
+    if not rows:
+        raise ParseError(f"{where}: the '{series_key}' object is empty")
+    return pd.DataFrame(rows)
+
+
+def alphavantage_error(body: dict) -> str | None:
+    """The service's own message when an HTTP-200 body is an error, else None."""
+    for key in _AV_ERROR_KEYS:
+        if key in body:
+            return f"{key}: {body[key]}"
+    if not any(k.startswith("Time Series") for k in body):
+        return f"no 'Time Series' key in the response (keys: {sorted(body)[:5]})"
+    return None
+
+
+def _raise_alphavantage_error(body: dict, where: str) -> None:
+    message = alphavantage_error(body) if isinstance(body, dict) else "not a JSON object"
+    raise ParseError(f"{where}: AlphaVantage returned an error: {message}")
+
+
+def _parse_alpaca_json(content: bytes, symbol: str, where: str) -> pd.DataFrame:
+    body = _load_json(_decode(content, where), where)
+    bars = body.get(symbol) if isinstance(body, dict) else None
+    if bars is None and isinstance(body, dict):
+        bars = (body.get("bars") or {}).get(symbol)
+    if not bars:
+        raise ParseError(f"{where}: no bars for {symbol} in the Alpaca response")
+    frame = pd.DataFrame(bars).rename(
+        columns={"t": "date", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+    )
+    # Alpaca stamps daily bars at the session's start in UTC (04:00 or 05:00Z): the date is NY's.
+    stamps = pd.to_datetime(frame["date"], utc=True, errors="coerce")
+    frame["date"] = stamps.dt.tz_convert("America/New_York").dt.strftime("%Y-%m-%d")
+    return frame
+
+
+def _typed(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ParseError(f"{where}: missing required column(s) {', '.join(missing)}")
+    columns = REQUIRED + [c for c in OPTIONAL if c in frame.columns]
+    out = frame[columns].copy()
+    out["date"] = pd.to_datetime(out["date"], errors="coerce", format="mixed").dt.tz_localize(
+        None
+    ).dt.normalize()
+    for name in columns[1:]:
+        out[name] = pd.to_numeric(out[name], errors="coerce")
+    return out.sort_values("date", kind="stable", na_position="first").reset_index(drop=True)
+
+
+def _decode(content: bytes, where: str) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ParseError(f"{where}: not a text file (invalid UTF-8)") from None
+
+
+def _load_json(text: str, where: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None

@@ -1,0 +1,162 @@
+"""Data-quality checks on one symbol's bars. Pure functions returning findings, never printing.
+
+A finding is ``fatal`` when the symbol must be quarantined: no bad bar may reach ``prices``.
+Informational findings (identical duplicates merged, real market closures) are reported only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stock_mlops.core import calendar
+from stock_mlops.core.params import ValidationParams
+
+# Split ratios seen in practice (k-for-1 and reverse); 1.5 is a 3-for-2 split.
+_SPLIT_RATIOS = np.array([1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 30, 50])
+_EXAMPLES = 3
+
+
+@dataclass
+class Findings:
+    """What the checks found for one symbol."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.problems.append(message)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    @property
+    def fatal(self) -> bool:
+        return bool(self.problems)
+
+
+def _dates(frame: pd.DataFrame, mask: pd.Series) -> str:
+    return _list(frame.loc[mask, "date"])
+
+
+def _list(dates: pd.Series) -> str:
+    shown = ", ".join(
+        "unparseable" if pd.isna(d) else str(pd.Timestamp(d).date()) for d in dates[:_EXAMPLES]
+    )
+    more = f" and {len(dates) - _EXAMPLES} more" if len(dates) > _EXAMPLES else ""
+    return f"{shown}{more}"
+
+
+def check_structure(bars: pd.DataFrame, findings: Findings) -> pd.DataFrame:
+    """Checks dates, duplicates, prices, OHLC consistency and volume on raw bars.
+
+    Identical duplicate rows are merged (noted); everything else is a fatal finding.
+
+    Returns:
+        The bars with identical duplicates merged (a new frame).
+    """
+    bad_dates = bars["date"].isna()
+    if bad_dates.any():
+        findings.fail(f"{int(bad_dates.sum())} row(s) with an unparseable date")
+    bars = bars[~bad_dates]
+
+    identical = bars.duplicated(keep="first")
+    if identical.any():
+        findings.note(f"{int(identical.sum())} identical duplicate row(s) merged")
+        bars = bars[~identical]
+    conflicting = bars["date"].duplicated(keep=False)
+    if conflicting.any():
+        dates = bars.loc[conflicting, "date"].drop_duplicates()
+        findings.fail(f"conflicting duplicate bars on {len(dates)} date(s): {_list(dates)}")
+
+    for field_name in ("open", "high", "low", "close"):
+        missing = bars[field_name].isna()
+        if missing.any():
+            findings.fail(f"missing or non-numeric {field_name} on {_dates(bars, missing)}")
+        non_positive = bars[field_name] <= 0
+        if non_positive.any():
+            findings.fail(f"non-positive {field_name} on {_dates(bars, non_positive)}")
+
+    body_low = bars[["open", "close"]].min(axis=1)
+    body_high = bars[["open", "close"]].max(axis=1)
+    inconsistent = (bars["low"] > body_low) | (bars["high"] < body_high) | (
+        bars["low"] > bars["high"]
+    )
+    if inconsistent.any():
+        findings.fail(f"low/high inconsistent with open/close on {_dates(bars, inconsistent)}")
+
+    volume_missing = bars["volume"].isna()
+    if volume_missing.any():
+        findings.fail(f"missing or non-numeric volume on {_dates(bars, volume_missing)}")
+    negative_volume = bars["volume"] < 0
+    if negative_volume.any():
+        findings.fail(f"negative volume on {_dates(bars, negative_volume)}")
+    return bars.reset_index(drop=True)
+
+
+def check_calendar(
+    bars: pd.DataFrame,
+    findings: Findings,
+    params: ValidationParams,
+    reference_date: pd.Timestamp,
+) -> int:
+    """Checks bars against NYSE sessions: off-calendar bars, gaps and a stale last bar.
+
+    Returns:
+        The number of NYSE sessions with no bar inside the symbol's date range.
+    """
+    if bars.empty:
+        findings.fail("no bars")
+        return 0
+    dates = pd.DatetimeIndex(bars["date"])
+    sessions = calendar.sessions_between(dates.min(), dates.max())
+    off_calendar = ~dates.isin(sessions)
+    if off_calendar.any():
+        findings.fail(
+            f"{int(off_calendar.sum())} bar(s) on days NYSE was closed: "
+            f"{_dates(bars, pd.Series(off_calendar, index=bars.index))}"
+        )
+    missing = sessions.difference(dates)
+    if len(missing):
+        share = len(missing) / max(len(sessions), 1)
+        message = (
+            f"{len(missing)} NYSE session(s) without a bar ({share:.2%}), e.g. "
+            f"{', '.join(str(d.date()) for d in missing[:_EXAMPLES])}"
+        )
+        if share > params.max_missing_session_ratio:
+            findings.fail(message)
+        else:
+            findings.note(message)
+    behind = calendar.sessions_behind(dates.max(), reference_date)
+    if behind > params.max_stale_sessions:
+        findings.fail(
+            f"stale: last bar {dates.max().date()} is {behind} session(s) behind "
+            f"{pd.Timestamp(reference_date).date()}"
+        )
+    return len(missing)
+
+
+def check_split_jumps(adjusted: pd.DataFrame, findings: Findings, params: ValidationParams) -> None:
+    """Flags close-to-close moves on adjusted bars that look like an unrecorded split.
+
+    Run after adjustment: recorded splits and dividends are then smooth, so a remaining jump by
+    a typical split ratio (2:1, 3:1, 3:2, 1:10, ...) means the series is not adjusted for it.
+    """
+    close = adjusted["close"].to_numpy(dtype=float)
+    if len(close) < 2:
+        return
+    ratio = close[1:] / close[:-1]
+    big = np.abs(ratio - 1) >= params.split_jump_min_move
+    if not big.any():
+        return
+    factor = np.where(ratio < 1, 1 / ratio, ratio)
+    nearest = _SPLIT_RATIOS[np.abs(factor[:, None] - _SPLIT_RATIOS[None, :]).argmin(axis=1)]
+    looks_like_split = big & (np.abs(factor / nearest - 1) <= params.split_ratio_tolerance)
+    if looks_like_split.any():
+        where = np.flatnonzero(looks_like_split) + 1
+        shown = ", ".join(
+            f"{adjusted['date'].iloc[i].date()} (x{ratio[i - 1]:.3f})" for i in where[:_EXAMPLES]
+        )
+        findings.fail(f"price jump(s) that look like an unrecorded split: {shown}")

@@ -1,0 +1,19 @@
+"""Wiring of the feature_engineering pipeline."""
+
+from kedro.pipeline import Node, Pipeline
+
+from stock_mlops.pipelines.feature_engineering.nodes import build_features
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """prices -> features (indicators, targets, warm-up dropped)."""
+    return Pipeline(
+        [
+            Node(
+                func=build_features,
+                inputs=["prices", "params:feature_engineering"],
+                outputs="features",
+                name="build_features_node",
+            )
+        ]
+    )

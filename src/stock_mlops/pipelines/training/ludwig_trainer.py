@@ -1,0 +1,86 @@
+"""Training one Ludwig model. The only code that touches Ludwig's training API.
+
+Ludwig needs a working directory (it checkpoints the best validation epoch there and restores it
+when training ends); it is a temporary folder removed before returning, and the trained model
+leaves as zipped bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stock_mlops.core.forecaster import zip_folder
+
+logger = logging.getLogger(__name__)
+
+MIN_TRAINING_ROWS = 30
+
+
+@dataclass
+class TrainedModel:
+    """A trained Ludwig model as a zip archive, with its per-epoch curves."""
+
+    archive: bytes
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+def train_ludwig(
+    config: dict[str, Any],
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    seed: int,
+) -> TrainedModel:
+    """Trains exactly what ``config`` says on ``train``, early-stopping on ``validation``.
+
+    Args:
+        config: A validated Ludwig config.
+        train: Training rows (inputs and the output column).
+        validation: Validation rows, strictly later than the training rows.
+        seed: Random seed for weights and shuffling.
+
+    Returns:
+        The saved model as zip bytes and its training/validation curves.
+    """
+    from ludwig.api import LudwigModel  # noqa: PLC0415 - ~10 s import, only when training
+
+    if len(train) < MIN_TRAINING_ROWS:
+        raise ValueError(f"only {len(train)} training rows; at least {MIN_TRAINING_ROWS} needed")
+    columns = [f["name"] for f in config["input_features"]] + [
+        f["name"] for f in config["output_features"]
+    ]
+    model = LudwigModel(config, logging_level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="ludwig_train_") as workdir:
+        results = model.train(
+            training_set=train[columns].reset_index(drop=True),
+            validation_set=validation[columns].reset_index(drop=True) if len(validation) else None,
+            output_directory=str(Path(workdir) / "results"),
+            skip_save_training_description=True,
+            skip_save_training_statistics=True,
+            # Saving checkpoints is what lets Ludwig restore the best validation epoch at the end.
+            skip_save_model=False,
+            skip_save_progress=True,
+            skip_save_log=True,
+            skip_save_processed_input=True,
+            random_seed=seed,
+        )
+        model.save(str(Path(workdir) / "model"))
+        archive = zip_folder(Path(workdir) / "model")
+    return TrainedModel(archive=archive, curves=_curves(results.train_stats, config))
+
+
+def _curves(stats: Any, config: dict[str, Any]) -> dict[str, list[float]]:
+    output = config["output_features"][0]["name"]
+    curves = {"train_loss": list(stats.training["combined"]["loss"])}
+    validation = getattr(stats, "validation", None) or {}
+    if "combined" in validation:
+        curves["validation_loss"] = list(validation["combined"]["loss"])
+    for metric in ("mean_absolute_error", "accuracy"):
+        if metric in validation.get(output, {}):
+            curves[f"validation_{metric}"] = list(validation[output][metric])
+    return curves

@@ -1,0 +1,397 @@
+"""Nodes of the training pipeline: validate the team's config, train, evaluate honestly, gate.
+
+Evaluation rows are always strictly later than the rows a model was fitted on, and every model
+(the team's Ludwig model and the baselines) is scored on exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stock_mlops.core import columns as C
+from stock_mlops.core import metrics as M
+from stock_mlops.core.params import TrainingParams
+from stock_mlops.core.targets import direction, implied_close
+from stock_mlops.pipelines.training import baselines
+from stock_mlops.pipelines.training.config_validation import (
+    input_columns,
+    output_feature,
+    validate_ludwig_config,
+)
+from stock_mlops.pipelines.training.splits import (
+    Fold,
+    holdout_fold,
+    labelled_rows,
+    split_rows,
+    walk_forward_folds,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL = "ludwig"
+EVALUATED_SPLITS = ("validation", "test")
+
+
+def validate_training_config(
+    ludwig_config: dict[str, Any], features: pd.DataFrame, training: dict[str, Any]
+) -> dict[str, Any]:
+    """Validates the team's Ludwig config before anything trains.
+
+    Args:
+        ludwig_config: The YAML named by ``training.ludwig_config``.
+        features: The ``features`` dataset (its columns are the allowed inputs).
+        training: ``params:training``.
+
+    Returns:
+        The config to train with.
+    """
+    params = TrainingParams.parse(training, "training")
+    config = validate_ludwig_config(ludwig_config, list(features.columns), params.scope)
+    logger.info(
+        "Ludwig config valid: %d inputs -> %s (%s scope)",
+        len(config["input_features"]),
+        output_feature(config)[0],
+        params.scope,
+    )
+    return config
+
+
+def train_forecaster(
+    features: pd.DataFrame,
+    ludwig_config: dict[str, Any],
+    training: dict[str, Any],
+    team: str,
+    run_info: dict[str, Any],
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """Trains the deployable model on the holdout fold's train rows (validation for early stop).
+
+    Returns:
+        The forecaster, per-epoch curves as MLflow metric histories, and tags describing what was
+        trained (config and data hashes, git commit).
+    """
+    from stock_mlops.core.forecaster import StockForecaster  # noqa: PLC0415 - imports mlflow
+
+    params = TrainingParams.parse(training, "training")
+    fold = holdout_fold(params.split)
+    parts = _fold_parts(features, fold)
+    models, curves = _train_models(ludwig_config, parts, params)
+    target, kind = output_feature(ludwig_config)
+    inputs = input_columns(ludwig_config)
+    example = parts["validation"].head(2)[[C.SYMBOL, *[c for c in inputs if c != C.SYMBOL]]]
+    data_hash = _frame_hash(parts["train"][[C.SYMBOL, C.DATE, *inputs_and(inputs, target)]])
+    config_hash = hashlib.sha256(json.dumps(ludwig_config, sort_keys=True).encode()).hexdigest()
+    metadata = {
+        "team": team,
+        "scope": params.scope,
+        "target": target,
+        "train_end": str(fold.train_end.date()),
+        "validation_end": str(fold.validation_end.date()),
+        "training_rows": len(parts["train"]),
+        "training_data_sha256": data_hash,
+        "ludwig_config_sha256": config_hash,
+        "symbols": sorted(k for k in models if k != "__pooled__"),
+    }
+    forecaster = StockForecaster(
+        archives=models,
+        input_columns=inputs,
+        output_name=target,
+        output_type=kind,
+        scope=params.scope,
+        metadata=metadata,
+        input_example=json.loads(example.to_json(orient="records")),
+    )
+    tags = {
+        "team": team,
+        "scope": params.scope,
+        "target": target,
+        "training_data_sha256": data_hash,
+        "ludwig_config_sha256": config_hash,
+        "git_commit": run_info.get("git_commit", "unknown"),
+    }
+    return forecaster, curves, tags
+
+
+def publish_forecaster(forecaster: Any) -> tuple[Any, Any]:
+    """Hands the trained forecaster to the local model store and to the MLflow registry."""
+    return forecaster, forecaster
+
+
+def inputs_and(inputs: list[str], target: str) -> list[str]:
+    """The model's columns without duplicates or the symbol (already listed first)."""
+    return [c for c in dict.fromkeys([*inputs, target]) if c not in (C.SYMBOL, C.DATE)]
+
+
+def _fold_parts(features: pd.DataFrame, fold: Fold) -> dict[str, pd.DataFrame]:
+    parts = split_rows(labelled_rows(features), fold)
+    for name in ("train", "validation"):
+        if parts[name].empty:
+            raise ValueError(
+                f"fold '{fold.name}': no {name} rows (train_end={fold.train_end.date()}, "
+                f"validation_end={fold.validation_end.date()}; features span "
+                f"{features[C.DATE].min().date()}..{features[C.DATE].max().date()})"
+            )
+    return parts
+
+
+def _train_models(
+    config: dict[str, Any], parts: dict[str, pd.DataFrame], params: TrainingParams
+) -> tuple[dict[str, bytes], dict[str, list[dict[str, float]]]]:
+    from stock_mlops.core.forecaster import POOLED  # noqa: PLC0415
+    from stock_mlops.pipelines.training.ludwig_trainer import (  # noqa: PLC0415
+        MIN_TRAINING_ROWS,
+        train_ludwig,
+    )
+
+    if params.scope == "pooled":
+        groups = {POOLED: (parts["train"], parts["validation"])}
+    else:
+        groups = {
+            symbol: (rows, parts["validation"][parts["validation"][C.SYMBOL] == symbol])
+            for symbol, rows in parts["train"].groupby(C.SYMBOL)
+        }
+    archives: dict[str, bytes] = {}
+    curves: dict[str, list[dict[str, float]]] = {}
+    for key, (train, validation) in groups.items():
+        if len(train) < MIN_TRAINING_ROWS:
+            logger.warning("skipping %s: only %d training rows", key, len(train))
+            continue
+        trained = train_ludwig(config, train, validation, params.random_seed)
+        archives[key] = trained.archive
+        label = "pooled" if key == POOLED else key
+        for name, values in trained.curves.items():
+            curves[f"{MODEL}.{label}.{name}"] = [
+                {"value": float(v), "step": step} for step, v in enumerate(values, start=1)
+            ]
+        logger.info("trained %s on %d rows (%d epochs)", label, len(train), len(values))
+    if not archives:
+        raise ValueError("no model could be trained: every symbol lacks training rows")
+    return archives, curves
+
+
+def _frame_hash(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def evaluate_out_of_sample(
+    forecaster: Any,
+    features: pd.DataFrame,
+    ludwig_config: dict[str, Any],
+    training: dict[str, Any],
+    feature_engineering: dict[str, Any],
+) -> pd.DataFrame:
+    """Out-of-sample predictions of the model and every baseline on the same rows.
+
+    The holdout fold uses the deployed forecaster on its validation and test rows. In
+    ``walk_forward`` mode every yearly fold also trains a fresh model on its own past.
+
+    Returns:
+        The ``evaluation_predictions`` dataset.
+    """
+    params = TrainingParams.parse(training, "training")
+    band = float((feature_engineering.get("targets") or {}).get("direction_band", 0.001))
+    fold = holdout_fold(params.split)
+    parts = _fold_parts(features, fold)
+    frames = [_evaluate_fold(fold, parts, forecaster, ludwig_config, params, band)]
+    if params.evaluation_mode == "walk_forward":
+        from stock_mlops.core.forecaster import StockForecaster  # noqa: PLC0415
+
+        last_target = labelled_rows(features)[C.TARGET_DATE].max()
+        for wf_fold in walk_forward_folds(params.walk_forward, last_target):
+            wf_parts = split_rows(labelled_rows(features), wf_fold)
+            if wf_parts["test"].empty or len(wf_parts["train"]) == 0:
+                logger.warning("walk-forward fold %s has no rows; skipped", wf_fold.name)
+                continue
+            archives, _ = _train_models(ludwig_config, wf_parts, params)
+            fold_model = StockForecaster(
+                archives=archives,
+                input_columns=forecaster.input_columns,
+                output_name=forecaster.output_name,
+                output_type=forecaster.output_type,
+                scope=params.scope,
+                metadata={"fold": wf_fold.name},
+                input_example=forecaster.input_example,
+            )
+            wf_parts["validation"] = wf_parts["validation"].iloc[0:0]
+            frames.append(_evaluate_fold(wf_fold, wf_parts, fold_model, ludwig_config, params, band))
+    evaluation = pd.concat(frames, ignore_index=True)
+    logger.info(
+        "evaluation: %d rows over %d folds for models %s",
+        len(evaluation),
+        evaluation["fold"].nunique(),
+        sorted(evaluation["model"].unique()),
+    )
+    return evaluation
+
+
+def _evaluate_fold(
+    fold: Fold,
+    parts: dict[str, pd.DataFrame],
+    forecaster: Any,
+    config: dict[str, Any],
+    params: TrainingParams,
+    band: float,
+) -> pd.DataFrame:
+    target, _ = output_feature(config)
+    frames = []
+    for split in EVALUATED_SPLITS:
+        rows = parts[split]
+        if forecaster.scope != "pooled":
+            rows = rows[rows[C.SYMBOL].isin(forecaster.symbols)]
+        if rows.empty:
+            continue
+        raw = forecaster.predict(None, rows)["prediction"]
+        raw.index = rows.index
+        model_close = implied_close(target, raw, rows[C.CLOSE])
+        model_direction = (
+            raw.astype(object)
+            if forecaster.output_type == "category"
+            else direction(model_close / rows[C.CLOSE] - 1, band)
+        )
+        candidates = {
+            MODEL: (model_close, model_direction),
+            baselines.NAIVE: (baselines.naive_last_close(rows), None),
+            baselines.DRIFT: (baselines.mean_drift(parts["train"], rows), None),
+            baselines.RIDGE: (
+                baselines.ridge(
+                    parts["train"], rows, input_columns(config), target, params.ridge_alpha,
+                    params.scope,
+                ),
+                None,
+            ),
+        }
+        for model, (close, predicted_direction) in candidates.items():
+            if predicted_direction is None:
+                predicted_direction = direction(close / rows[C.CLOSE] - 1, band)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        C.SYMBOL: rows[C.SYMBOL].to_numpy(),
+                        C.DATE: rows[C.TARGET_DATE].to_numpy(),
+                        "feature_date": rows[C.DATE].to_numpy(),
+                        "model": model,
+                        "split": split,
+                        "fold": fold.name,
+                        "last_close": rows[C.CLOSE].to_numpy(),
+                        "prediction": close.to_numpy(dtype=float),
+                        "actual": rows[C.TARGET_CLOSE].to_numpy(),
+                        "predicted_direction": predicted_direction.to_numpy(),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def compute_evaluation_metrics(
+    evaluation_predictions: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Metrics computed from ``evaluation_predictions`` and nothing else.
+
+    Returns:
+        ``evaluation_metrics``: model -> the holdout test metrics at the top level, plus
+        ``validation`` (holdout validation) and ``walk_forward`` (fold -> metrics); and the same
+        figures flattened for MLflow (``<model>.<split>.<metric>``).
+    """
+    table: dict[str, Any] = {}
+    flat: dict[str, dict[str, float]] = {}
+    naive = evaluation_predictions[evaluation_predictions["model"] == baselines.NAIVE]
+    naive_mae = {
+        key: float((group["prediction"] - group["actual"]).abs().mean())
+        for key, group in naive.groupby(["fold", "split"])
+    }
+    for (model, fold, split), rows in evaluation_predictions.groupby(["model", "fold", "split"]):
+        values = _metrics_for(rows, naive_mae.get((fold, split)))
+        entry = table.setdefault(model, {})
+        if fold == "holdout" and split == "test":
+            entry.update(values)
+        elif fold == "holdout":
+            entry[split] = values
+        else:
+            entry.setdefault("walk_forward", {})[fold] = values
+        prefix = f"{model}.{split}" if fold == "holdout" else f"{model}.wf{fold}"
+        for name, value in values.items():
+            if value is not None:
+                flat[f"{prefix}.{name}"] = {"value": value, "step": 0}
+    return table, flat
+
+
+def _metrics_for(rows: pd.DataFrame, naive_mae: float | None) -> dict[str, float | None]:
+    if rows["prediction"].notna().any():
+        values = M.forecast_metrics(rows["prediction"], rows["actual"], rows["last_close"], naive_mae)
+    else:  # a direction classifier: only its calls can be scored
+        sign = {C.UP: 1, C.DOWN: -1, C.FLAT: 0}
+        predicted = rows["predicted_direction"].map(sign).fillna(0)
+        actual = np.sign(rows["actual"] / rows["last_close"] - 1)
+        values = {"n": float(len(rows)), **M.directional_metrics(predicted, actual)}
+    return {k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()}
+
+
+def score_champion(
+    champion_model: Any, features: pd.DataFrame, training: dict[str, Any]
+) -> dict[str, Any]:
+    """The current champion's MAE on return over this run's validation rows (None if absent)."""
+    if champion_model is None:
+        return {"version": None, "mae_return": None, "note": "no champion registered"}
+    params = TrainingParams.parse(training, "training")
+    rows = _fold_parts(features, holdout_fold(params.split))["validation"]
+    try:
+        model = champion_model.load()
+        raw = model.predict(rows)["prediction"]
+        target = model.unwrap_python_model().output_name
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot be compared"
+        logger.warning("champion %s cannot score this data: %s", champion_model.version, exc)
+        return {"version": champion_model.version, "mae_return": None, "note": str(exc)[:300]}
+    close = implied_close(target, pd.Series(np.asarray(raw), index=rows.index), rows[C.CLOSE])
+    mae = float((close / rows[C.CLOSE] - 1 - rows[C.TARGET_RETURN]).abs().mean())
+    return {"version": champion_model.version, "mae_return": mae, "note": ""}
+
+
+def decide_promotion(
+    evaluation_metrics: dict[str, Any],
+    champion_score: dict[str, Any],
+    registered_model: dict[str, Any],
+    training: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Promotes the new version only if it beats the naive baseline and the current champion.
+
+    Both comparisons use MAE on return over the holdout validation period.
+
+    Returns:
+        The decision twice: as a report (logged to MLflow) and for the champion alias to act on.
+    """
+    params = TrainingParams.parse(training, "training")
+    margin = 1 - params.promotion.min_improvement
+    candidate = (evaluation_metrics.get(MODEL, {}).get("validation") or {}).get("mae_return")
+    naive = (evaluation_metrics.get(baselines.NAIVE, {}).get("validation") or {}).get("mae_return")
+    champion = champion_score.get("mae_return")
+    reasons = []
+    if candidate is None or naive is None:
+        reasons.append("the candidate's or the naive baseline's validation MAE is missing")
+    else:
+        if not candidate < naive * margin:
+            reasons.append(f"MAE on return {candidate:.6f} does not beat naive {naive:.6f}")
+        if champion is not None and not candidate < champion * margin:
+            reasons.append(
+                f"MAE on return {candidate:.6f} does not beat champion "
+                f"v{champion_score['version']} ({champion:.6f})"
+            )
+    promote = not reasons
+    decision = {
+        "model_name": registered_model.get("name"),
+        "candidate_version": registered_model.get("version"),
+        "promote": promote,
+        "candidate_mae_return": candidate,
+        "naive_mae_return": naive,
+        "champion_version": champion_score.get("version"),
+        "champion_mae_return": champion,
+        "reason": "beats the naive baseline and the champion" if promote else "; ".join(reasons),
+    }
+    logger.info("promotion decision: %s", decision)
+    return decision, decision

@@ -1,0 +1,108 @@
+"""The price-source interface and the request that the ingestion pipeline hands to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FetchKind = Literal["full", "compact", "file"]
+
+
+class SourceError(RuntimeError):
+    """A source could not deliver a symbol; the message names the symbol and the reason."""
+
+
+@dataclass(frozen=True)
+class RawPayload:
+    """One response or file exactly as received, plus where and when it came from."""
+
+    symbol: str
+    source: str
+    # How to parse `content`: csv | alphavantage-json | alphavantage-csv | alpaca-json
+    format: str
+    content: bytes
+    fetched_at: dt.datetime
+    kind: FetchKind
+    # File name or endpoint description, never containing a credential.
+    origin: str
+
+    @property
+    def extension(self) -> str:
+        return "json" if self.format.endswith("json") else "csv"
+
+
+@dataclass(frozen=True)
+class FetchFailure:
+    """A symbol that could not be fetched in this run."""
+
+    symbol: str
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PriceRequest:
+    """What the ingestion pipeline asks for; built by a pure node from parameters."""
+
+    source: str
+    symbols: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "symbols": list(self.symbols), "settings": self.settings}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PriceRequest:
+        return cls(
+            source=raw["source"],
+            symbols=tuple(raw.get("symbols") or ()),
+            settings=dict(raw.get("settings") or {}),
+        )
+
+
+class PriceSource(Protocol):
+    """Delivers raw daily bars for one symbol at a time."""
+
+    name: str
+
+    def list_symbols(self) -> list[str] | None:
+        """Symbols the source can offer without being asked (folders), or None (APIs)."""
+
+    def fetch(self, symbol: str, *, full: bool) -> RawPayload:
+        """Fetches one symbol: its whole history when ``full``, else a recent window.
+
+        Raises:
+            SourceError: With a message naming the symbol and the reason.
+        """
+
+
+def make_source(request: PriceRequest, calls_used_today: int = 0) -> PriceSource:
+    """Builds the source named by the request (credentials come from the environment).
+
+    Args:
+        request: The source, symbols and settings.
+        calls_used_today: API calls already spent today (UTC), for sources with a daily budget.
+    """
+    # Imports are local so that a run on the bundled data never loads requests or alpaca-py.
+    if request.source == "bundled":
+        from stock_mlops.sources.files import BundledSource  # noqa: PLC0415
+
+        return BundledSource()
+    if request.source == "csv":
+        from stock_mlops.sources.files import CsvFolderSource  # noqa: PLC0415
+
+        return CsvFolderSource(
+            request.settings["csv_dir"], request.settings.get("csv_symbol_regex")
+        )
+    if request.source == "alphavantage":
+        from stock_mlops.sources.alphavantage import AlphaVantageSource  # noqa: PLC0415
+
+        return AlphaVantageSource.from_settings(
+            request.settings.get("alphavantage", {}), calls_used_today=calls_used_today
+        )
+    if request.source == "alpaca":
+        from stock_mlops.sources.alpaca import AlpacaSource  # noqa: PLC0415
+
+        return AlpacaSource.from_settings(request.settings.get("alpaca", {}))
+    raise SourceError(f"unknown price source '{request.source}'")
