@@ -106,7 +106,9 @@ def performance_metrics(equity: pd.Series) -> dict[str, float]:
     """Total return, CAGR, annualised volatility, Sharpe and maximum drawdown of an equity curve."""
     equity = equity.dropna()
     if len(equity) < 2:
-        return {k: math.nan for k in ("total_return", "cagr", "volatility", "sharpe", "max_drawdown")}
+        return {
+            k: math.nan for k in ("total_return", "cagr", "volatility", "sharpe", "max_drawdown")
+        }
     returns = equity.pct_change().dropna()
     years = len(returns) / TRADING_DAYS
     total = float(equity.iloc[-1] / equity.iloc[0] - 1)

@@ -34,7 +34,12 @@ ORDER_COLUMNS = [
     "status",
     "reason",
 ]
-APPROVED, REFUSED, ALREADY_SUBMITTED, SKIPPED = "approved", "refused", "already_submitted", "skipped"
+APPROVED, REFUSED, ALREADY_SUBMITTED, SKIPPED = (
+    "approved",
+    "refused",
+    "already_submitted",
+    "skipped",
+)
 
 
 @dataclass(frozen=True)
@@ -168,10 +173,14 @@ def decide_orders(
         _Candidate(s, "sell", held[s].qty, price[s], scores.get(s, 0.0), target_session)
         for s in losers + rotated
     ]
-    candidates += _size_buys(picks, scores, held, price, account, candidates, params, target_session)
+    candidates += _size_buys(
+        picks, scores, held, price, account, candidates, params, target_session
+    )
 
     unpredicted = sorted(set(held) - set(predictions[C.SYMBOL]))
-    problems.update({s: f"no prediction for {decision_date.date()}; position kept" for s in unpredicted})
+    problems.update(
+        {s: f"no prediction for {decision_date.date()}; position kept" for s in unpredicted}
+    )
     rows = [_row(c, team, decision_date, APPROVED, "") for c in candidates]
     rows += [
         {**_empty_row(team, decision_date, target_session, s), "status": SKIPPED, "reason": why}
@@ -275,20 +284,26 @@ def _apply_risk_limits(
         weights = orders["qty"] * orders["reference_price"] / equity
         held = {s: p.market_value / equity for s, p in account.positions.items()}
         after = weights + orders[C.SYMBOL].map(held).fillna(0.0)
-        too_heavy = approved & (orders["side"] == "buy") & (
-            after > params.risk.max_weight_per_symbol + 1e-9
+        too_heavy = (
+            approved
+            & (orders["side"] == "buy")
+            & (after > params.risk.max_weight_per_symbol + 1e-9)
         )
         refusals[too_heavy & (refusals == "")] = (
             f"position would exceed max_weight_per_symbol={params.risk.max_weight_per_symbol}"
         )
-    bad_price = approved & ~(np.isfinite(orders["reference_price"]) & (orders["reference_price"] > 0))
+    bad_price = approved & ~(
+        np.isfinite(orders["reference_price"]) & (orders["reference_price"] > 0)
+    )
     refusals[bad_price & (refusals == "")] = "reference price is not a positive number"
 
     still = approved & (refusals == "")
     # Sells first: they free cash and cut predicted losses.
     order_rank = orders["side"].map({"sell": 0, "buy": 1})
-    ranked = orders[still].assign(rank=order_rank).sort_values(
-        ["rank", "predicted_return"], ascending=[True, False], kind="stable"
+    ranked = (
+        orders[still]
+        .assign(rank=order_rank)
+        .sort_values(["rank", "predicted_return"], ascending=[True, False], kind="stable")
     )
     over_limit = ranked.index[params.risk.max_orders_per_run :]
     refusals[over_limit] = f"more than max_orders_per_run={params.risk.max_orders_per_run}"
@@ -315,9 +330,7 @@ def _row(c: _Candidate, team: str, decision_date: pd.Timestamp, status: str, rea
     }
 
 
-def _empty_row(
-    team: str, decision_date: pd.Timestamp, target: pd.Timestamp, symbol: str
-) -> dict:
+def _empty_row(team: str, decision_date: pd.Timestamp, target: pd.Timestamp, symbol: str) -> dict:
     return {
         "client_order_id": client_order_id(team, decision_date, symbol, "none"),
         "team": team,

@@ -10,7 +10,9 @@ import fsspec
 from kedro.io.core import get_protocol_and_path
 
 
-def filesystem(filepath: str, credentials: dict[str, Any] | None = None, fs_args: dict | None = None):
+def filesystem(
+    filepath: str, credentials: dict[str, Any] | None = None, fs_args: dict | None = None
+):
     """Returns ``(fs, protocol, path)`` for a local path or URL (s3://, memory://, ...)."""
     protocol, path = get_protocol_and_path(str(filepath))
     options = {**(credentials or {}), **(fs_args or {})}

@@ -82,7 +82,9 @@ class PyfuncModelDataset(AbstractVersionedDataset[Any, ModelHandle | None]):
         if not self._fs.exists(f"{path}/MLmodel"):
             return None
         label = PurePosixPath(path).parent.name if self._version else "unversioned"
-        return ModelHandle(version=f"local:{label}", source="local", loader=lambda: self._read(path))
+        return ModelHandle(
+            version=f"local:{label}", source="local", loader=lambda: self._read(path)
+        )
 
     def _read(self, path: str) -> Any:
         import mlflow.pyfunc  # noqa: PLC0415
@@ -156,9 +158,7 @@ class RegisteredModelDataset(AbstractDataset[Any, dict[str, Any]]):
             pip_requirements=_pip_requirements(),
             registered_model_name=self._model_name,
         )
-        logger.info(
-            "registered %s version %s", self._model_name, info.registered_model_version
-        )
+        logger.info("registered %s version %s", self._model_name, info.registered_model_version)
 
     def load(self) -> dict[str, Any]:
         from mlflow import MlflowClient  # noqa: PLC0415
@@ -196,8 +196,9 @@ class ChampionModelDataset(AbstractDataset[dict[str, Any], ModelHandle | None]):
         self.metadata = metadata
 
     def load(self) -> ModelHandle | None:
-        from mlflow import MlflowClient  # noqa: PLC0415
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        from mlflow import MlflowClient  # noqa: PLC0415
 
         try:
             version = MlflowClient().get_model_version_by_alias(self._model_name, self._alias)

@@ -112,7 +112,9 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         fetched = {o["symbol"] for o in outcomes}
         if not fetched.intersection(symbols):
             reasons = "; ".join(f"{f.symbol}: {f.reason}" for f in failures if f.symbol in symbols)
-            raise DatasetError(f"every requested symbol failed to fetch from '{request.source}': {reasons}")
+            raise DatasetError(
+                f"every requested symbol failed to fetch from '{request.source}': {reasons}"
+            )
 
     def _archive(self, payload: RawPayload) -> dict[str, Any]:
         digest = hashlib.sha256(payload.content).hexdigest()
@@ -121,8 +123,12 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         outcome = {"symbol": payload.symbol, "origin": payload.origin, "sha256": digest}
         if stored and stored[-1]["sha256"] == digest:
             # Same bytes as the newest stored object: that object already represents this state.
-            return {**outcome, "path": stored[-1]["path"], "kind": stored[-1]["kind"],
-                    "status": "unchanged"}
+            return {
+                **outcome,
+                "path": stored[-1]["path"],
+                "kind": stored[-1]["kind"],
+                "status": "unchanged",
+            }
         path = f"{folder}/{_stamp(payload.fetched_at)}_{payload.kind}.{payload.extension}"
         write_once_bytes(self._fs, path, payload.content)
         self._fs.pipe_file(f"{path}.sha256", digest.encode())
@@ -161,8 +167,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         request = PriceRequest.from_dict(manifest["request"])
         as_of = _parse_stamp(manifest["completed_at"])
         symbols = list(request.symbols) or sorted(
-            {o["symbol"] for o in manifest["objects"]}
-            | {f["symbol"] for f in manifest["failures"]}
+            {o["symbol"] for o in manifest["objects"]} | {f["symbol"] for f in manifest["failures"]}
         )
         payloads: dict[str, list[RawPayload]] = {}
         for symbol in symbols:

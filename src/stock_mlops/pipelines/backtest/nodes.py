@@ -173,7 +173,9 @@ def summarise_backtest(trades: pd.DataFrame, equity: pd.DataFrame) -> dict[str, 
         **{f"benchmark_{k}": v for k, v in benchmark.items()},
         "excess_total_return": strategy["total_return"] - benchmark["total_return"],
     }
-    summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
+    summary = {
+        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()
+    }
     return {**summary, "start": str(curve.index.min().date()), "end": str(curve.index.max().date())}
 
 

@@ -66,11 +66,15 @@ def common_rows(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Restricts every team's rows to the (symbol, date) pairs that all teams have."""
     keys = None
     for frame in frames.values():
-        index = pd.MultiIndex.from_frame(frame[[C.SYMBOL, C.DATE]].astype({C.DATE: "datetime64[ns]"}))
+        index = pd.MultiIndex.from_frame(
+            frame[[C.SYMBOL, C.DATE]].astype({C.DATE: "datetime64[ns]"})
+        )
         keys = index if keys is None else keys.intersection(index)
     result = {}
     for team, frame in frames.items():
-        index = pd.MultiIndex.from_frame(frame[[C.SYMBOL, C.DATE]].astype({C.DATE: "datetime64[ns]"}))
+        index = pd.MultiIndex.from_frame(
+            frame[[C.SYMBOL, C.DATE]].astype({C.DATE: "datetime64[ns]"})
+        )
         result[team] = frame[index.isin(keys)].sort_values([C.DATE, C.SYMBOL])
     return result
 
@@ -91,9 +95,7 @@ def _forecast_view(rows: pd.DataFrame, prefix: str) -> dict[str, float]:
     return {f"{prefix}_{k}": values[k] for k in keep}
 
 
-def predecessor_view(
-    rows: pd.DataFrame, start_date: Any, n_days: int | None
-) -> dict[str, float]:
+def predecessor_view(rows: pd.DataFrame, start_date: Any, n_days: int | None) -> dict[str, float]:
     """The predecessor's scoring: MAE and direction hit rate over N days from a start date."""
     if start_date is not None:
         rows = rows[pd.to_datetime(rows[C.DATE]) >= pd.Timestamp(start_date)]
@@ -130,7 +132,11 @@ def rank_teams(
         row: dict[str, Any] = {"team": team, "storage_root": outputs["root"]}
         row.update(_forecast_view(live[team], "live"))
         row.update(_forecast_view(oos[team], "oos"))
-        row.update(predecessor_view(live[team] if len(live[team]) else oos[team], params.start_date, params.n_days))
+        row.update(
+            predecessor_view(
+                live[team] if len(live[team]) else oos[team], params.start_date, params.n_days
+            )
+        )
         row.update(_backtest_view(outputs))
         equity = outputs.get("backtest_equity")
         if equity is not None:
@@ -145,7 +151,9 @@ def rank_teams(
     ).reset_index(drop=True)
     board.insert(0, "rank", range(1, len(board) + 1))
     comparisons = _compare_with_leader(board["team"].tolist(), returns, params)
-    logger.info("leaderboard:\n%s", board[["rank", "team", "backtest_sharpe"]].to_string(index=False))
+    logger.info(
+        "leaderboard:\n%s", board[["rank", "team", "backtest_sharpe"]].to_string(index=False)
+    )
     return board, comparisons
 
 
@@ -213,12 +221,18 @@ def render_leaderboard(
         if equity is not None:
             figure.add_scatter(x=equity["date"], y=equity["equity"], name=team)
     benchmark = next(
-        (o["backtest_equity"] for o in team_outputs.values() if o.get("backtest_equity") is not None),
+        (
+            o["backtest_equity"]
+            for o in team_outputs.values()
+            if o.get("backtest_equity") is not None
+        ),
         None,
     )
     if benchmark is not None:
         figure.add_scatter(
-            x=benchmark["date"], y=benchmark["benchmark_equity"], name="buy and hold",
+            x=benchmark["date"],
+            y=benchmark["benchmark_equity"],
+            name="buy and hold",
             line={"dash": "dot"},
         )
     figure.update_layout(title="Backtest equity by team", xaxis_title="date", yaxis_title="equity")
@@ -233,7 +247,8 @@ def render_leaderboard(
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>stock-mlops leaderboard</title>"
         "</head><body><h1>Red versus blue</h1>"
         f"{leaderboard.to_html(index=False, float_format=lambda v: f'{v:.4f}', na_rep='-')}"
-        f"<h2>Is the leader ahead by more than luck?</h2><ul>{verdicts or '<li>no backtests to compare</li>'}</ul>"
+        "<h2>Is the leader ahead by more than luck?</h2>"
+        f"<ul>{verdicts or '<li>no backtests to compare</li>'}</ul>"
         f"{figure.to_html(full_html=False, include_plotlyjs=True)}"
         "</body></html>"
     )

@@ -139,9 +139,11 @@ def _typed(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         raise ParseError(f"{where}: missing required column(s) {', '.join(missing)}")
     columns = REQUIRED + [c for c in OPTIONAL if c in frame.columns]
     out = frame[columns].copy()
-    out["date"] = pd.to_datetime(out["date"], errors="coerce", format="mixed").dt.tz_localize(
-        None
-    ).dt.normalize()
+    out["date"] = (
+        pd.to_datetime(out["date"], errors="coerce", format="mixed")
+        .dt.tz_localize(None)
+        .dt.normalize()
+    )
     for name in columns[1:]:
         out[name] = pd.to_numeric(out[name], errors="coerce")
     return out.sort_values("date", kind="stable", na_position="first").reset_index(drop=True)

@@ -81,8 +81,8 @@ def check_structure(bars: pd.DataFrame, findings: Findings) -> pd.DataFrame:
 
     body_low = bars[["open", "close"]].min(axis=1)
     body_high = bars[["open", "close"]].max(axis=1)
-    inconsistent = (bars["low"] > body_low) | (bars["high"] < body_high) | (
-        bars["low"] > bars["high"]
+    inconsistent = (
+        (bars["low"] > body_low) | (bars["high"] < body_high) | (bars["low"] > bars["high"])
     )
     if inconsistent.any():
         findings.fail(f"low/high inconsistent with open/close on {_dates(bars, inconsistent)}")

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_mlops.core import calendar
+from stock_mlops.core import calendar, targets
 from stock_mlops.core import columns as C
-from stock_mlops.core import targets
 from stock_mlops.core.params import FeatureEngineeringParams
 from stock_mlops.pipelines.feature_engineering.registry import Bars, feature_specs
 

@@ -94,7 +94,9 @@ def predict_next_day(
     close = implied_close(wrapped.output_name, raw, rows[C.CLOSE])
     predicted_return = close / rows[C.CLOSE] - 1
     predicted_direction = (
-        raw.astype(object) if wrapped.output_type == "category" else direction(predicted_return, band)
+        raw.astype(object)
+        if wrapped.output_type == "category"
+        else direction(predicted_return, band)
     )
     log = pd.DataFrame(
         {

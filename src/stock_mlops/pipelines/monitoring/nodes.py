@@ -45,7 +45,9 @@ def drift_windows(
 
 def _drift_columns(features: pd.DataFrame) -> list[str]:
     skip = {C.SYMBOL, C.DATE, C.TARGET_DATE, *C.TARGETS}
-    return [c for c in features.columns if c not in skip and pd.api.types.is_numeric_dtype(features[c])]
+    return [
+        c for c in features.columns if c not in skip and pd.api.types.is_numeric_dtype(features[c])
+    ]
 
 
 def prediction_outcomes(
@@ -135,12 +137,20 @@ def build_monitoring_report(
         regression=[Regression(target="actual_return", prediction="predicted_return")],
     )
     quality = Report([RegressionPreset()]).run(
-        Dataset.from_pandas(quality_current[["predicted_return", "actual_return"]], data_definition=quality_definition),
-        Dataset.from_pandas(quality_reference[["predicted_return", "actual_return"]], data_definition=quality_definition),
+        Dataset.from_pandas(
+            quality_current[["predicted_return", "actual_return"]],
+            data_definition=quality_definition,
+        ),
+        Dataset.from_pandas(
+            quality_reference[["predicted_return", "actual_return"]],
+            data_definition=quality_definition,
+        ),
     )
 
     summary = _summary(drift.dict(), quality_current, quality_reference, len(columns))
-    html = _page(team, summary, drift.get_html_str(as_iframe=True), quality.get_html_str(as_iframe=True))
+    html = _page(
+        team, summary, drift.get_html_str(as_iframe=True), quality.get_html_str(as_iframe=True)
+    )
     metrics = {
         f"monitoring.{k}": {"value": float(v), "step": 0}
         for k, v in summary.items()
@@ -154,7 +164,11 @@ def _summary(
     drift: dict[str, Any], current: pd.DataFrame, reference: pd.DataFrame, n_columns: int
 ) -> dict[str, Any]:
     drifted = next(
-        (m["value"] for m in drift["metrics"] if m["metric_name"].startswith("DriftedColumnsCount")),
+        (
+            m["value"]
+            for m in drift["metrics"]
+            if m["metric_name"].startswith("DriftedColumnsCount")
+        ),
         {"count": math.nan, "share": math.nan},
     )
 

@@ -85,7 +85,9 @@ def decide_trades(
         broker=params.broker,
     )
     for row in orders[orders["status"] != APPROVED].itertuples():
-        logger.warning("%s %s %s: %s (%s)", row.symbol, row.side, row.status, row.reason, as_of.date())
+        logger.warning(
+            "%s %s %s: %s (%s)", row.symbol, row.side, row.status, row.reason, as_of.date()
+        )
     logger.info(
         "%d orders approved for %s: %s",
         int((orders["status"] == APPROVED).sum()),
@@ -102,7 +104,9 @@ def build_submission(
     params = TradingParams.parse(trading, "trading")
     approved = decided_orders[decided_orders["status"] == APPROVED]
     # Sells first, so that their proceeds are there when the buys arrive.
-    approved = approved.sort_values("side", key=lambda s: s.map({"sell": 0, "buy": 1}), kind="stable")
+    approved = approved.sort_values(
+        "side", key=lambda s: s.map({"sell": 0, "buy": 1}), kind="stable"
+    )
     orders = [
         {
             "client_order_id": row.client_order_id,
@@ -141,9 +145,9 @@ def reconcile_orders(decided_orders: pd.DataFrame, broker_orders: pd.DataFrame) 
     merged["issue"] = ""
     merged.loc[merged["_merge"] == "left_only", "issue"] = "decided but unknown to the broker"
     merged.loc[merged["_merge"] == "right_only", "issue"] = "reported by the broker but not decided"
-    merged.loc[
-        (merged["_merge"] == "both") & ~merged["matches"], "issue"
-    ] = "broker status or quantity differs from the decision"
+    merged.loc[(merged["_merge"] == "both") & ~merged["matches"], "issue"] = (
+        "broker status or quantity differs from the decision"
+    )
     mismatches = merged[~merged["matches"]]
     for row in mismatches.itertuples():
         logger.warning("reconciliation: %s %s", row.client_order_id, row.issue)

@@ -220,7 +220,9 @@ def evaluate_out_of_sample(
                 input_example=forecaster.input_example,
             )
             wf_parts["validation"] = wf_parts["validation"].iloc[0:0]
-            frames.append(_evaluate_fold(wf_fold, wf_parts, fold_model, ludwig_config, params, band))
+            frames.append(
+                _evaluate_fold(wf_fold, wf_parts, fold_model, ludwig_config, params, band)
+            )
     evaluation = pd.concat(frames, ignore_index=True)
     logger.info(
         "evaluation: %d rows over %d folds for models %s",
@@ -261,15 +263,22 @@ def _evaluate_fold(
             baselines.DRIFT: (baselines.mean_drift(parts["train"], rows), None),
             baselines.RIDGE: (
                 baselines.ridge(
-                    parts["train"], rows, input_columns(config), target, params.ridge_alpha,
+                    parts["train"],
+                    rows,
+                    input_columns(config),
+                    target,
+                    params.ridge_alpha,
                     params.scope,
                 ),
                 None,
             ),
         }
-        for model, (close, predicted_direction) in candidates.items():
-            if predicted_direction is None:
-                predicted_direction = direction(close / rows[C.CLOSE] - 1, band)
+        for model, (close, called_direction) in candidates.items():
+            predicted_direction = (
+                called_direction
+                if called_direction is not None
+                else direction(close / rows[C.CLOSE] - 1, band)
+            )
             frames.append(
                 pd.DataFrame(
                     {
@@ -324,7 +333,9 @@ def compute_evaluation_metrics(
 
 def _metrics_for(rows: pd.DataFrame, naive_mae: float | None) -> dict[str, float | None]:
     if rows["prediction"].notna().any():
-        values = M.forecast_metrics(rows["prediction"], rows["actual"], rows["last_close"], naive_mae)
+        values = M.forecast_metrics(
+            rows["prediction"], rows["actual"], rows["last_close"], naive_mae
+        )
     else:  # a direction classifier: only its calls can be scored
         sign = {C.UP: 1, C.DOWN: -1, C.FLAT: 0}
         predicted = rows["predicted_direction"].map(sign).fillna(0)

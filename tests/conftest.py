@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny real data. Real data only: the bundled snapshot (cut to a few symbols
+and years) and the files under ``tests/fixtures`` (copies of ../shared/data with SOURCES.csv)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import pytest
+from helpers import raw_batch
+
+from stock_mlops.pipelines.data_ingestion.nodes import clean_prices
+from stock_mlops.pipelines.feature_engineering.nodes import build_features
+
+
+@pytest.fixture(scope="session")
+def small_prices() -> pd.DataFrame:
+    """Validated bundled prices of three symbols, 2013-2023."""
+    prices, _ = clean_prices(raw_batch(), {}, None)
+    return prices
+
+
+@pytest.fixture(scope="session")
+def small_features(small_prices: pd.DataFrame) -> pd.DataFrame:
+    """Features of the three symbols from 2019 (short, but spans every split date below)."""
+    features = build_features(small_prices, {})
+    return features[features["date"] >= "2019-01-01"].reset_index(drop=True)
+
+
+@pytest.fixture
+def training_params() -> dict[str, Any]:
+    """Training parameters with a split that fits ``small_features``."""
+    return {
+        "ludwig_config": "unused-in-unit-tests.yaml",
+        "scope": "per_symbol",
+        "split": {"train_end": dt.date(2021, 6, 30), "validation_end": dt.date(2022, 6, 30)},
+        "random_seed": 1,
+    }
+
+
+@pytest.fixture
+def tiny_ludwig_config() -> dict[str, Any]:
+    """A one-epoch Ludwig config: real training, seconds not minutes."""
+    return {
+        "input_features": [
+            {"name": "log_return_1d", "type": "number"},
+            {"name": "rsi_14", "type": "number"},
+        ],
+        "output_features": [{"name": "target_return_1d", "type": "number"}],
+        "combiner": {"type": "concat", "output_size": 8},
+        "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
+    }

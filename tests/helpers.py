@@ -1,0 +1,45 @@
+"""Helpers shared by the tests (import with ``from helpers import ...``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
+from kedro.runner import SequentialRunner
+
+from stock_mlops.sources.files import BundledSource
+
+PROJECT = Path(__file__).resolve().parents[1]
+FIXTURES = PROJECT / "tests" / "fixtures"
+SMALL_SYMBOLS = ("AAPL", "MSFT", "NVDA")
+
+
+def load_conf(name: str, env: str = "base") -> dict[str, Any]:
+    """One YAML file of conf/<env> without Kedro's resolvers (tests that need them use Kedro)."""
+    return yaml.safe_load((PROJECT / "conf" / env / name).read_text())
+
+
+def raw_batch(symbols: tuple[str, ...] = SMALL_SYMBOLS) -> dict[str, Any]:
+    """What the raw-price archive would load after fetching ``symbols`` from the snapshot."""
+    source = BundledSource()
+    return {
+        "request": {"source": "bundled", "symbols": list(symbols), "settings": {}},
+        "fetched_at": "20240101T000000000000Z",
+        "payloads": {s: [source.fetch(s)] for s in symbols},
+        "failures": [],
+    }
+
+
+def run_slice(pipeline: Pipeline, inputs: dict[str, Any], copy_mode: str | None = None) -> dict:
+    """Runs a pipeline on an in-memory catalog holding ``inputs``; returns every output."""
+    catalog = DataCatalog(
+        {name: MemoryDataset(data, copy_mode=copy_mode) for name, data in inputs.items()}
+    )
+    outputs = pipeline.all_outputs()
+    for name in outputs:
+        catalog[name] = MemoryDataset(copy_mode=copy_mode)
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in outputs}
