@@ -51,3 +51,35 @@ def tiny_ludwig_config() -> dict[str, Any]:
         "combiner": {"type": "concat", "output_size": 8},
         "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_forecaster(small_features):
+    """A real per-symbol Ludwig forecaster trained for one epoch (trained once per session)."""
+    from stock_mlops.pipelines.training.nodes import train_forecaster, validate_training_config
+
+    params = {
+        "ludwig_config": "tiny.yaml",
+        "split": {"train_end": dt.date(2021, 6, 30), "validation_end": dt.date(2022, 6, 30)},
+        "random_seed": 1,
+    }
+    config = {
+        "input_features": [
+            {"name": "log_return_1d", "type": "number"},
+            {"name": "rsi_14", "type": "number"},
+        ],
+        "output_features": [{"name": "target_return_1d", "type": "number"}],
+        "combiner": {"type": "concat", "output_size": 8},
+        "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
+    }
+    validated = validate_training_config(config, small_features, params)
+    forecaster, curves, tags = train_forecaster(
+        small_features, validated, params, "test", {"git_commit": "abc123"}
+    )
+    return {
+        "model": forecaster,
+        "curves": curves,
+        "tags": tags,
+        "config": validated,
+        "params": params,
+    }

@@ -43,3 +43,21 @@ def run_slice(pipeline: Pipeline, inputs: dict[str, Any], copy_mode: str | None 
         catalog[name] = MemoryDataset(copy_mode=copy_mode)
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in outputs}
+
+
+def run_kedro(
+    pipeline: str,
+    *,
+    env: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """Runs a registered pipeline of this project in-process, as ``kedro run`` would.
+
+    Callers set ``MLFLOW_TRACKING_URI`` (and storage) to temporary locations first.
+    """
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    bootstrap_project(PROJECT)
+    with KedroSession.create(project_path=PROJECT, env=env, runtime_params=params or {}) as session:
+        session.run(pipeline_names=[pipeline])

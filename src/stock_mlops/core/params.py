@@ -61,11 +61,23 @@ class AlphaVantageParams(_Section):
     # A compact response holds the latest 100 bars; beyond that gap a full fetch is needed.
     compact_window_days: int = Field(100, gt=0)
 
+    @field_validator("base_url")
+    @classmethod
+    def _no_query(cls, url: str) -> str:
+        # The key is added per request from the environment; a query here could carry it into
+        # stored manifests.
+        if "?" in url:
+            raise ValueError(
+                "base_url must not contain a query string (the key comes from ALPHAVANTAGE_API_KEY)"
+            )
+        return url
+
 
 class AlpacaDataParams(_Section):
     feed: Literal["iex", "sip", "delayed_sip", "otc", "boats", "overnight"] = "iex"
     start_date: dt.date = dt.date(2016, 1, 1)
     url_override: str | None = None
+    timeout_seconds: float = Field(30, gt=0)
 
 
 class ValidationParams(_Section):

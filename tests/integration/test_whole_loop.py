@@ -1,0 +1,62 @@
+"""The default pipeline runs the whole loop offline and leaves every contract dataset behind."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_stage_persisted_its_outputs(loop_run):
+    root = loop_run.root
+    prices = pd.read_parquet(root / "03_primary/prices.parquet")
+    assert set(prices["symbol"]) == {"AAPL", "MSFT", "NVDA"}
+    features = pd.read_parquet(root / "04_feature/features.parquet")
+    assert {"rsi_14", "ema_10", "sma_10", "dema_10"} <= set(features.columns)
+    assert features[["rsi_14", "ema_10", "sma_10", "dema_10"]].notna().all().all()
+
+    evaluation = pd.read_parquet(root / "07_model_output/evaluation_predictions.parquet")
+    assert set(evaluation["model"]) == {"ludwig", "naive_last_close", "mean_drift", "ridge"}
+    metrics = json.loads((root / "08_reporting/evaluation_metrics.json").read_text())
+    assert metrics["naive_last_close"]["mase"] == pytest.approx(1.0)
+
+    predictions = pd.read_parquet(root / "07_model_output/predictions.parquet")
+    assert set(predictions["symbol"]) == {"AAPL", "MSFT", "NVDA"}
+    assert (predictions["target_date"] == pd.Timestamp("2024-01-02")).all()
+    assert (predictions["feature_date"] == pd.Timestamp("2023-12-29")).all()
+
+    orders = pd.read_parquet(root / "07_model_output/orders.parquet")
+    assert orders["client_order_id"].str.startswith("base-20231229-").all()
+    assert (root / "03_primary/broker/local_account.json").exists()
+
+    equity = pd.read_parquet(root / "07_model_output/backtest_equity.parquet")
+    assert list(equity.columns) == ["date", "equity", "benchmark_equity"]
+    assert equity["date"].min() > pd.Timestamp("2022-06-30")
+    backtest = json.loads((root / "08_reporting/backtest_metrics.json").read_text())
+    assert {"total_return", "sharpe", "max_drawdown", "benchmark_total_return"} <= set(backtest)
+
+    report = (root / "08_reporting/monitoring_report.html").read_text()
+    assert "evidently" in report.lower() and "Feature drift" in report
+
+
+def test_inference_rerun_appends_nothing(loop_run, tracking):
+    log_path = loop_run.root / "07_model_output/predictions.parquet"
+    before = pd.read_parquet(log_path)
+    loop_run.run("inference")
+    after = pd.read_parquet(log_path)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_trading_rerun_submits_nothing_new(loop_run, tracking):
+    account = loop_run.root / "03_primary/broker/local_account.json"
+    state_before = json.loads(account.read_text())
+    loop_run.run("trading")
+    state_after = json.loads(account.read_text())
+    assert state_after["orders"] == state_before["orders"]
+    assert state_after["cash"] == state_before["cash"]
+    orders = pd.read_parquet(loop_run.root / "07_model_output/orders.parquet")
+    rerun = orders[orders["run_id"] == orders["run_id"].iloc[-1]]
+    assert not (rerun["status"] == "approved").any()

@@ -1,0 +1,169 @@
+"""Training nodes: real (one-epoch) Ludwig training, honest evaluation, the promotion gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stock_mlops.core import metrics as M
+from stock_mlops.pipelines.training.nodes import (
+    compute_evaluation_metrics,
+    decide_promotion,
+    evaluate_out_of_sample,
+    score_champion,
+    train_forecaster,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_forecaster_predicts_every_trained_symbol(tiny_forecaster, small_features):
+    model = tiny_forecaster["model"]
+    assert model.symbols == ["AAPL", "MSFT", "NVDA"]
+    rows = small_features.groupby("symbol").tail(2)
+    predicted = model.predict(None, rows)
+    assert len(predicted) == len(rows)
+    assert predicted["prediction"].notna().all()
+    # Routing by symbol: shuffling the rows shuffles the answers with them.
+    shuffled = rows.sample(frac=1.0, random_state=3)
+    again = model.predict(None, shuffled)
+    pd.testing.assert_series_equal(
+        again["prediction"].sort_index(), predicted["prediction"].sort_index()
+    )
+
+
+def test_training_records_curves_tags_and_hashes(tiny_forecaster):
+    curves, tags = tiny_forecaster["curves"], tiny_forecaster["tags"]
+    assert {"ludwig.AAPL.train_loss", "ludwig.AAPL.validation_loss"} <= set(curves)
+    assert curves["ludwig.AAPL.train_loss"][0]["step"] == 1
+    assert len(tags["training_data_sha256"]) == 64
+    assert tags["git_commit"] == "abc123"
+    assert tiny_forecaster["model"].metadata["train_end"] == "2021-06-30"
+
+
+def test_training_fails_clearly_without_validation_rows(small_features, tiny_forecaster):
+    params = {
+        **tiny_forecaster["params"],
+        "split": {"train_end": "2030-01-01", "validation_end": "2031-01-01"},
+    }
+    with pytest.raises(ValueError, match="no validation rows"):
+        train_forecaster(small_features, tiny_forecaster["config"], params, "test", {})
+
+
+@pytest.fixture(scope="module")
+def evaluation(tiny_forecaster, small_features):
+    return evaluate_out_of_sample(
+        tiny_forecaster["model"],
+        small_features,
+        tiny_forecaster["config"],
+        tiny_forecaster["params"],
+        {},
+    )
+
+
+def test_every_model_is_scored_on_the_same_rows(evaluation):
+    keys = {
+        model: set(map(tuple, rows[["symbol", "date", "split"]].astype(str).to_numpy()))
+        for model, rows in evaluation.groupby("model")
+    }
+    assert set(keys) == {"ludwig", "naive_last_close", "mean_drift", "ridge"}
+    assert len({frozenset(k) for k in keys.values()}) == 1
+    assert (evaluation["date"] > pd.Timestamp("2021-06-30")).all()
+    assert set(evaluation["split"]) == {"validation", "test"}
+
+
+def test_metrics_come_from_evaluation_predictions_only(evaluation):
+    metrics, flat = compute_evaluation_metrics(evaluation)
+    test_rows = evaluation[(evaluation["model"] == "ridge") & (evaluation["split"] == "test")]
+    assert metrics["ridge"]["mae"] == pytest.approx(
+        (test_rows["prediction"] - test_rows["actual"]).abs().mean()
+    )
+    naive = evaluation[
+        (evaluation["model"] == "naive_last_close") & (evaluation["split"] == "test")
+    ]
+    naive_mae = (naive["prediction"] - naive["actual"]).abs().mean()
+    assert metrics["ridge"]["mase"] == pytest.approx(metrics["ridge"]["mae"] / naive_mae)
+    low, high = M.wilson_interval(
+        round(metrics["ridge"]["directional_accuracy"] * metrics["ridge"]["directional_calls"]),
+        int(metrics["ridge"]["directional_calls"]),
+    )
+    assert metrics["ridge"]["directional_accuracy_low"] == pytest.approx(low)
+    assert metrics["ridge"]["directional_accuracy_high"] == pytest.approx(high)
+    assert metrics["naive_last_close"]["directional_accuracy"] is None  # never calls a direction
+    assert "validation" in metrics["ludwig"]
+    assert flat["ridge.test.mae"]["value"] == pytest.approx(metrics["ridge"]["mae"])
+
+
+def test_walk_forward_reports_yearly_folds(tiny_forecaster, small_features):
+    params = {
+        **tiny_forecaster["params"],
+        "evaluation_mode": "walk_forward",
+        "walk_forward": {"first_test_year": 2022, "last_test_year": 2023, "validation_months": 6},
+    }
+    evaluation = evaluate_out_of_sample(
+        tiny_forecaster["model"], small_features, tiny_forecaster["config"], params, {}
+    )
+    metrics, _ = compute_evaluation_metrics(evaluation)
+    assert set(metrics["ludwig"]["walk_forward"]) == {"2022", "2023"}
+    fold = evaluation[(evaluation["fold"] == "2022") & (evaluation["model"] == "ludwig")]
+    assert fold["date"].dt.year.eq(2022).all()
+
+
+def _metrics(candidate: float, naive: float) -> dict:
+    return {
+        "ludwig": {"validation": {"mae_return": candidate}},
+        "naive_last_close": {"validation": {"mae_return": naive}},
+    }
+
+
+REGISTERED = {"name": "stock_mlops_test", "version": 4}
+
+
+def test_gate_promotes_a_model_that_beats_naive_and_champion(training_params):
+    decision, same = decide_promotion(
+        _metrics(0.010, 0.012), {"version": 3, "mae_return": 0.011}, REGISTERED, training_params
+    )
+    assert decision is same
+    assert decision["promote"] is True
+    assert decision["candidate_version"] == 4
+
+
+@pytest.mark.parametrize(
+    ("candidate", "naive", "champion", "reason"),
+    [
+        (0.013, 0.012, None, "does not beat naive"),
+        (0.011, 0.012, 0.010, "does not beat champion v3"),
+    ],
+)
+def test_gate_refuses_a_model_that_does_not_earn_it(
+    candidate, naive, champion, reason, training_params
+):
+    decision, _ = decide_promotion(
+        _metrics(candidate, naive),
+        {"version": 3, "mae_return": champion},
+        REGISTERED,
+        training_params,
+    )
+    assert decision["promote"] is False
+    assert reason in decision["reason"]
+
+
+def test_no_champion_scores_nothing(small_features):
+    assert score_champion(None, small_features, {})["mae_return"] is None
+
+
+def test_champion_is_scored_on_this_runs_validation_rows(tiny_forecaster, small_features):
+    from stock_mlops.core.model_handle import ModelHandle
+
+    class _Loaded:  # what mlflow.pyfunc.load_model returns, reduced to what is used
+        def predict(self, rows):
+            return tiny_forecaster["model"].predict(None, rows)
+
+        def unwrap_python_model(self):
+            return tiny_forecaster["model"]
+
+    handle = ModelHandle(version="stock_mlops_test/1", source="registry", loader=_Loaded)
+    score = score_champion(handle, small_features, tiny_forecaster["params"])
+    assert score["version"] == "stock_mlops_test/1"
+    assert np.isfinite(score["mae_return"]) and score["mae_return"] > 0
