@@ -1,0 +1,115 @@
+"""Monitoring: drift windows, predictions joined to outcomes by date, the evidently report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stock_mlops.pipelines.monitoring.nodes import (
+    build_monitoring_report,
+    drift_windows,
+    prediction_outcomes,
+    quality_windows,
+)
+
+PARAMS = {"current_sessions": 40, "reference_sessions": 120}
+
+
+def _evaluation(features: pd.DataFrame) -> pd.DataFrame:
+    rows = features[features["target_close_1d"].notna() & (features["date"] > "2022-01-01")]
+    split = np.where(rows["target_date"] <= pd.Timestamp("2022-12-31"), "validation", "test")
+    return pd.DataFrame(
+        {
+            "symbol": rows["symbol"].to_numpy(),
+            "date": rows["target_date"].to_numpy(),
+            "feature_date": rows["date"].to_numpy(),
+            "model": "ludwig",
+            "split": split,
+            "fold": "holdout",
+            "last_close": rows["close"].to_numpy(),
+            # A forecaster that is right up to a small error.
+            "prediction": rows["target_close_1d"].to_numpy() * 1.001,
+            "actual": rows["target_close_1d"].to_numpy(),
+            "predicted_direction": "up",
+        }
+    )
+
+
+def _log(features: pd.DataFrame, date: str) -> pd.DataFrame:
+    rows = features[features["date"] == date]
+    return pd.DataFrame(
+        {
+            "team": "red",
+            "symbol": rows["symbol"],
+            "feature_date": rows["date"],
+            "target_date": rows["target_date"],
+            "last_close": rows["close"],
+            "prediction": rows["close"] * 1.01,
+            "predicted_return": 0.01,
+        }
+    )
+
+
+def test_drift_windows_are_consecutive_and_sized(small_features):
+    reference, current = drift_windows(small_features, PARAMS)
+    assert len(current) == 40 * 3 and len(reference) == 120 * 3
+    assert "target_close_1d" not in current.columns and "rsi_14" in current.columns
+
+
+def test_drift_needs_enough_history(small_features):
+    with pytest.raises(ValueError, match="monitoring needs 2000 sessions"):
+        drift_windows(small_features, {"current_sessions": 500, "reference_sessions": 1500})
+
+
+def test_outcomes_join_live_predictions_by_date_not_row(small_prices, small_features):
+    evaluation = _evaluation(small_features)
+    log = _log(small_features, "2023-06-30")
+    # Shuffle the log: a row-aligned join (the predecessor's) would pair the wrong closes.
+    outcomes = prediction_outcomes(
+        evaluation, log.sample(frac=1, random_state=1), small_prices, "red"
+    )
+    live = outcomes[outcomes["origin"] == "live"].set_index("symbol")
+    actual = small_prices[small_prices["date"] == "2023-07-03"].set_index("symbol")["close"]
+    last = small_prices[small_prices["date"] == "2023-06-30"].set_index("symbol")["close"]
+    expected = (actual / last - 1).loc[live.index]
+    assert live["actual_return"].to_numpy() == pytest.approx(expected.to_numpy())
+    assert (live["date"] == pd.Timestamp("2023-07-03")).all()
+
+
+def test_other_teams_and_unrealised_predictions_are_ignored(small_prices, small_features):
+    evaluation = _evaluation(small_features)
+    log = pd.concat(
+        [_log(small_features, "2023-12-29"), _log(small_features, "2023-06-30").assign(team="blue")]
+    )
+    outcomes = prediction_outcomes(evaluation, log, small_prices, "red")
+    assert "live" not in set(outcomes["origin"])  # 2024-01-02 has no close yet; blue is not red
+
+
+def test_quality_windows_compare_recent_with_validation(small_prices, small_features):
+    outcomes = prediction_outcomes(
+        _evaluation(small_features), _log(small_features, "2023-06-30")[0:0], small_prices, "red"
+    )
+    reference, current = quality_windows(outcomes, PARAMS)
+    assert set(reference["origin"]) == {"out_of_sample_validation"}
+    assert current["date"].nunique() == 40
+    assert current["date"].min() > reference["date"].max()
+
+
+@pytest.mark.slow
+def test_report_renders_drift_and_quality(small_prices, small_features):
+    html, summary, metrics = build_monitoring_report(
+        small_features,
+        _evaluation(small_features),
+        _log(small_features, "2023-06-30"),
+        small_prices,
+        PARAMS,
+        "red",
+    )
+    assert html.startswith("<!DOCTYPE html>") and "Feature drift" in html
+    assert "evidently" in html.lower()
+    assert summary["current_rows"] == 40 * 3
+    # predictions are the outcome times 1.001, so the return error is 0.1% of actual/last.
+    assert summary["current_mae_return"] == pytest.approx(0.001, rel=0.05)
+    assert 0 <= summary["drifted_share"] <= 1
+    assert metrics["monitoring.drifted_columns"]["value"] == summary["drifted_columns"]

@@ -1,0 +1,45 @@
+"""`kedro viz build` renders the graph with its layers (no layer cycle disables them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import PROJECT
+
+pytestmark = pytest.mark.slow
+
+
+def test_viz_build_writes_a_layered_graph():
+    kedro = Path(sys.executable).with_name("kedro")
+    result = subprocess.run(
+        [str(kedro), "viz", "build"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "circular" not in output.lower(), "a layer cycle disables the layer view"
+    graph = json.loads((PROJECT / "build" / "api" / "main").read_text())
+    layers = graph["layers"]
+    assert set(layers) == {
+        "raw",
+        "primary",
+        "feature",
+        "model_input",
+        "models",
+        "model_output",
+        "reporting",
+    }
+    assert layers[0] == "raw" and layers[-1] == "reporting"
+    assert layers.index("primary") < layers.index("feature") < layers.index("models")
+    layered = {n["name"]: n["layer"] for n in graph["nodes"] if n.get("layer")}
+    assert layered["prices"] == "primary" and layered["features"] == "feature"
+    names = {p["id"] for p in graph["pipelines"]}
+    assert {"__default__", "competition", "backtest"} <= names
