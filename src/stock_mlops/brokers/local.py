@@ -84,9 +84,13 @@ class LocalPaperBroker:
         return fills
 
     def close_session(self, date: Any, closes: dict[str, float]) -> None:
-        """Records this session's closing prices (used to mark positions and fill at close)."""
+        """Records this session's closing prices (used to mark positions and fill at close).
+
+        A missing, NaN or non-positive close is ignored: positions stay marked at the last valid
+        one.
+        """
         self.state["last_prices"].update(
-            {s: float(p) for s, p in closes.items() if p is not None and math.isfinite(p)}
+            {s: float(p) for s, p in closes.items() if p is not None and math.isfinite(p) and p > 0}
         )
         self.state["as_of"] = pd.Timestamp(date).date().isoformat()
 
@@ -125,8 +129,13 @@ class LocalPaperBroker:
         )
 
     def equity(self) -> float:
-        """Cash plus positions at the last closing prices."""
-        return self.account().equity
+        """Cash plus positions at the last closing prices (the same sum as the snapshot's)."""
+        prices = self.state["last_prices"]
+        held = sum(
+            p["qty"] * prices.get(symbol, p["avg_price"])
+            for symbol, p in self.state["positions"].items()
+        )
+        return self.state["cash"] + held
 
     def get_order_by_client_id(self, client_order_id: str) -> OrderReport | None:
         order = self.state["orders"].get(client_order_id)
@@ -188,7 +197,14 @@ class LocalPaperBroker:
                 record.update(status="canceled", message="insufficient cash at fill")
                 return None
         else:
-            qty = min(qty, positions.get(symbol, {}).get("qty", 0.0))
+            # Another pending sell may have emptied the position since this one was accepted.
+            held_qty = positions.get(symbol, {}).get("qty", 0.0)
+            if held_qty <= _QTY_EPSILON:
+                record.update(status="canceled", message=f"no {symbol} left to sell at fill")
+                return None
+            if held_qty + _QTY_EPSILON < qty:
+                qty = held_qty
+                record["message"] = f"remainder expired: only {held_qty} {symbol} held at fill"
         notional = qty * fill_price
         fee = notional * self.commission
         realized = None
@@ -206,8 +222,10 @@ class LocalPaperBroker:
             if held["qty"] <= _QTY_EPSILON:
                 del positions[symbol]
             self.state["cash"] = cash + notional - fee
+        # The simulated market has one fill per order: a short fill is final, its remainder
+        # expires (Alpaca's "partially_filled" would mean the order is still working).
         record.update(
-            status="filled" if qty + _QTY_EPSILON >= record["qty"] else "partially_filled",
+            status="filled" if qty + _QTY_EPSILON >= record["qty"] else "expired",
             filled_qty=qty,
             filled_avg_price=fill_price,
             fee=fee,

@@ -3,15 +3,17 @@ leaves. Pure; the daily trading pipeline and the backtest call the same :func:`d
 
 Regression mode (the predecessor's rule, corrected): r = (prediction - last close) / last close;
 every held position with r < -threshold is sold (all of them, not the first); the symbols with the
-best r > +threshold are bought, and other holdings are rotated out to fund them. Classification
-mode uses predicted directions instead of r. Sizing is all-in on the best, equal weight over the
-top k, or a maximum weight per symbol.
+best r > +threshold are bought, and other holdings with a usable prediction are rotated out to
+fund them (a holding without one is kept and reported). Classification mode uses predicted
+directions instead of r. Sizing is all-in on the best, equal weight over the top k, or a maximum
+weight per symbol; a pick that cannot be funded is recorded as refused, with the reason.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,35 +65,64 @@ def validate_predictions(
     decision_date: pd.Timestamp,
     max_price_deviation: float,
     next_session: pd.Timestamp | None = None,
+    mode: str = "regression",
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Keeps predictions that are usable today; returns the others with their reason.
 
     A prediction is usable when it was made from ``decision_date``'s bar, is for the next trading
-    session after it (stale-prediction guard), is a finite positive price (or a direction) and its
-    last close agrees with the market's close within ``max_price_deviation``.
+    session after it (stale-prediction guard), carries what ``mode`` acts on (a finite positive
+    predicted price in regression mode, a direction in classification mode) and its last close
+    agrees with the market's close within ``max_price_deviation``.
+
+    Args:
+        predictions: Prediction log rows (one per symbol; the last one wins on duplicates).
+        closes: Market close per symbol on ``decision_date``.
+        decision_date: The as-of trading date.
+        max_price_deviation: Largest accepted ``|last_close / close - 1|``.
+        next_session: The session after ``decision_date`` (computed when omitted).
+        mode: ``regression`` or ``classification``.
+
+    Returns:
+        The usable rows, and a reason per symbol for every rejected one.
     """
     decision_date = pd.Timestamp(decision_date)
     expected = next_session or calendar.next_session(decision_date)
+    usable, problems, _ = _validate(
+        predictions, closes, decision_date, max_price_deviation, expected, mode
+    )
+    return usable, problems
+
+
+def _validate(
+    predictions: pd.DataFrame,
+    closes: pd.Series,
+    decision_date: pd.Timestamp,
+    max_price_deviation: float,
+    expected: pd.Timestamp,
+    mode: str,
+) -> tuple[pd.DataFrame, dict[str, str], np.ndarray]:
+    """:func:`validate_predictions`, plus the market close of every usable row."""
     rows = predictions.drop_duplicates(C.SYMBOL, keep="last").reset_index(drop=True)
     if rows.empty:
-        return rows, {}
-    feature_date = pd.to_datetime(rows["feature_date"])
-    target_date = pd.to_datetime(rows[C.TARGET_DATE])
+        return rows, {}, np.empty(0)
+    feature_date = _datetimes(rows["feature_date"])
+    target_date = _datetimes(rows[C.TARGET_DATE])
     close = closes.reindex(rows[C.SYMBOL]).to_numpy(dtype=float)
     last = rows["last_close"].to_numpy(dtype=float)
     price = rows["prediction"].to_numpy(dtype=float)
-    has_price = np.isfinite(price)
     has_direction = rows["predicted_direction"].isin([C.UP, C.DOWN, C.FLAT]).to_numpy()
+    # A NaN price with a valid direction must not pass in regression mode: its score would be
+    # NaN, neither a loser nor a pick, and the symbol would be sold by rotation.
+    unusable = ~has_direction if mode == "classification" else ~(np.isfinite(price) & (price > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         deviation = np.abs(last / close - 1)
     checks = [
-        (feature_date.to_numpy() != decision_date.to_datetime64(), "made from another day's bar"),
-        (target_date.to_numpy() != expected.to_datetime64(), "not for the next session"),
+        (feature_date != decision_date.to_datetime64(), "made from another day's bar"),
+        (target_date != expected.to_datetime64(), "not for the next session"),
         (~(np.isfinite(close) & (close > 0)), "no valid market close"),
         (~(np.isfinite(last) & (last > 0)), "invalid last close in the prediction"),
         (~(deviation <= max_price_deviation), "last close far from the market close"),
-        (has_price & ~(price > 0), "non-positive predicted price"),
-        (~has_price & ~has_direction, "neither a predicted price nor a direction"),
+        (unusable, "no usable prediction"),
     ]
     failed = np.zeros(len(rows), dtype=bool)
     problems: dict[str, str] = {}
@@ -99,10 +130,19 @@ def validate_predictions(
         new = mask & ~failed
         for i in np.flatnonzero(new):
             problems[rows[C.SYMBOL].iat[i]] = _explain(
-                label, rows.iloc[i], close[i], decision_date, expected
+                label, rows.iloc[i], close[i], decision_date, expected, mode
             )
         failed |= new
-    return rows[~failed].reset_index(drop=True), problems
+    if not failed.any():
+        return rows, problems, close
+    return rows[~failed].reset_index(drop=True), problems, close[~failed]
+
+
+def _datetimes(column: pd.Series) -> np.ndarray:
+    # pd.to_datetime costs a millisecond even on a datetime column: the backtest calls this daily.
+    if pd.api.types.is_datetime64_dtype(column.dtype):
+        return column.to_numpy()
+    return pd.to_datetime(column).to_numpy()
 
 
 def _explain(
@@ -111,6 +151,7 @@ def _explain(
     close: float,
     decision_date: pd.Timestamp,
     expected: pd.Timestamp,
+    mode: str,
 ) -> str:
     details = {
         "made from another day's bar": (
@@ -126,7 +167,11 @@ def _explain(
             f"prediction's last close {row['last_close']:.4f} is far from the market close "
             f"{close:.4f}"
         ),
-        "non-positive predicted price": f"non-positive predicted price {row['prediction']}",
+        "no usable prediction": (
+            f"predicted direction {row['predicted_direction']!r} is not up, down or flat"
+            if mode == "classification"
+            else f"predicted price {row['prediction']} is not a positive number"
+        ),
     }
     return details.get(label, label)
 
@@ -157,57 +202,87 @@ def decide_orders(
     """
     decision_date = pd.Timestamp(decision_date)
     target_session = next_session or calendar.next_session(decision_date)
-    usable, problems = validate_predictions(
-        predictions, closes, decision_date, params.risk.max_price_deviation, target_session
+    usable, problems, market = _validate(
+        predictions,
+        closes,
+        decision_date,
+        params.risk.max_price_deviation,
+        target_session,
+        params.mode,
     )
-    scores = _scores(usable, closes, params)
+    scores = _scores(usable, market, params)
     held = {s: p for s, p in account.positions.items() if p.qty > 0}
-    price = {s: float(closes[s]) for s in scores.index}
+    price = dict(zip(usable[C.SYMBOL].tolist(), market.tolist(), strict=True))
     for symbol, position in held.items():
         price.setdefault(symbol, position.market_price)
 
-    losers = [s for s in held if s in scores.index and scores[s] < -params.threshold]
+    losers = [s for s in held if s in scores and scores[s] < -params.threshold]
     picks = _picks(scores, params)
-    rotated = [s for s in held if s not in losers and s not in picks] if picks else []
+    # Only symbols with a usable prediction are rotated out: a held symbol the model said nothing
+    # usable about is kept (and reported below), never sold blind.
+    rotated = (
+        [s for s in held if s in scores and s not in losers and s not in picks] if picks else []
+    )
     candidates = [
-        _Candidate(s, "sell", held[s].qty, price[s], scores.get(s, 0.0), target_session)
+        _Candidate(s, "sell", held[s].qty, price[s], scores[s], target_session)
         for s in losers + rotated
     ]
-    candidates += _size_buys(
+    buys, unfunded = _size_buys(
         picks, scores, held, price, account, candidates, params, target_session
     )
+    candidates += buys
 
     unpredicted = sorted(set(held) - set(predictions[C.SYMBOL]))
     problems.update(
         {s: f"no prediction for {decision_date.date()}; position kept" for s in unpredicted}
     )
     rows = [_row(c, team, decision_date, APPROVED, "") for c in candidates]
+    rows += [_row(c, team, decision_date, REFUSED, why) for c, why in unfunded]
     rows += [
         {**_empty_row(team, decision_date, target_session, s), "status": SKIPPED, "reason": why}
         for s, why in problems.items()
     ]
-    orders = pd.DataFrame(rows, columns=ORDER_COLUMNS).astype(
-        {"qty": float, "reference_price": float, "predicted_return": float}
-    )
-    return _apply_risk_limits(orders, account, params, decision_date, target_session)
+    _apply_risk_limits(rows, account, params, decision_date, target_session)
+    return _orders_frame(rows)
 
 
-def _scores(usable: pd.DataFrame, closes: pd.Series, params: TradingParams) -> pd.Series:
-    if usable.empty:
-        return pd.Series(dtype=float)
-    index = usable[C.SYMBOL]
+def _orders_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a frame with fixed dtypes, also when there are no rows.
+
+    Built column by column: the backtest builds one frame per simulated day, and
+    ``DataFrame(records).astype(...)`` costs several times more.
+    """
+    dates = ("decision_date", C.TARGET_DATE)
+    numbers = ("qty", "reference_price", "predicted_return")
+    columns: dict[str, np.ndarray] = {}
+    for name in ORDER_COLUMNS:
+        values = [row[name] for row in rows]
+        if name in dates:
+            stamps = [pd.Timestamp(v).to_datetime64() for v in values]
+            columns[name] = np.array(stamps, dtype="datetime64[ns]")
+        elif name in numbers:
+            columns[name] = np.array(values, dtype=float)
+        else:
+            columns[name] = np.array(values, dtype=object)
+    return pd.DataFrame(columns, columns=ORDER_COLUMNS, copy=False)
+
+
+def _scores(usable: pd.DataFrame, market: np.ndarray, params: TradingParams) -> dict[str, float]:
+    """Predicted return (regression) or direction as +-1/0 (classification) per usable symbol."""
+    symbols = usable[C.SYMBOL].tolist()
     if params.mode == "classification":
         mapping = {C.UP: 1.0, C.DOWN: -1.0, C.FLAT: 0.0}
         # A direction call carries no size: +-1 is beyond any threshold below 1.
-        return pd.Series(usable["predicted_direction"].map(mapping).to_numpy(), index=index)
-    market = closes.reindex(index).to_numpy(dtype=float)
-    return pd.Series(usable["prediction"].to_numpy(dtype=float) / market - 1, index=index)
+        values = [mapping[d] for d in usable["predicted_direction"]]
+    else:
+        values = (usable["prediction"].to_numpy(dtype=float) / market - 1).tolist()
+    return dict(zip(symbols, values, strict=True))
 
 
-def _picks(scores: pd.Series, params: TradingParams) -> list[str]:
-    gainers = scores[scores > params.threshold]
+def _picks(scores: dict[str, float], params: TradingParams) -> list[str]:
+    gainers = [(s, r) for s, r in scores.items() if r > params.threshold]
     # Ties broken by symbol so that the same inputs always give the same orders.
-    ranked = sorted(gainers.items(), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(gainers, key=lambda item: (-item[1], item[0]))
     limit = 1 if params.sizing == "all_in" else params.top_k
     if params.sizing == "max_weight":
         limit = len(ranked)
@@ -216,37 +291,58 @@ def _picks(scores: pd.Series, params: TradingParams) -> list[str]:
 
 def _size_buys(
     picks: list[str],
-    scores: pd.Series,
+    scores: dict[str, float],
     held: dict,
     price: dict[str, float],
     account: AccountSnapshot,
     sells: list[_Candidate],
     params: TradingParams,
     target_session: pd.Timestamp,
-) -> list[_Candidate]:
+) -> tuple[list[_Candidate], list[tuple[_Candidate, str]]]:
+    """Sizes the buys; a pick that gets no shares is returned with the reason why."""
     if not picks:
-        return []
+        return [], []
+    slippage = params.local.slippage_bps / 10_000
+    commission = params.local.commission_bps / 10_000
+    # Costs are charged on every fill: sells bring in less than qty x price, buys cost more.
+    sell_factor = (1 - slippage) * (1 - commission)
+    buy_factor = (1 + slippage) * (1 + commission)
     equity = account.equity
-    proceeds = sum(c.qty * c.price for c in sells)
-    cash = account.cash + proceeds - params.risk.min_cash_buffer * equity
+    proceeds = sum(c.qty * c.price for c in sells) * sell_factor
+    buffer = params.risk.min_cash_buffer * equity
+    cash = account.cash + proceeds - buffer
     per_pick = {
         "all_in": 1.0,
-        "equal_weight": 1.0 / len(picks),
+        # 1/k of equity per pick even when fewer than k symbols qualify: the rest stays in cash.
+        "equal_weight": 1.0 / params.top_k,
         "max_weight": params.risk.max_weight_per_symbol,
     }[params.sizing]
     weight = min(per_pick, params.risk.max_weight_per_symbol)
-    # Costs are charged on top of the price: size so that the fill stays affordable.
-    cost_factor = 1 + (params.local.slippage_bps + params.local.commission_bps) / 10_000
-    buys = []
+    buys, unfunded = [], []
     for symbol in picks:
         current = held[symbol].qty * price[symbol] if symbol in held else 0.0
-        budget = min(max(weight * equity - current, 0.0), max(cash, 0.0))
-        qty = _quantity(budget / (price[symbol] * cost_factor), params.fractional_shares)
-        if qty <= 0:
+        room = weight * equity - current
+        budget = min(max(room, 0.0), max(cash, 0.0))
+        qty = _quantity(budget / (price[symbol] * buy_factor), params.fractional_shares)
+        candidate = _Candidate(symbol, "buy", qty, price[symbol], scores[symbol], target_session)
+        if qty > 0:
+            cash -= qty * price[symbol] * buy_factor
+            buys.append(candidate)
             continue
-        cash -= qty * price[symbol] * cost_factor
-        buys.append(_Candidate(symbol, "buy", qty, price[symbol], scores[symbol], target_session))
-    return buys
+        if room <= 0:
+            why = (
+                f"already holds its target weight {weight:g} of equity "
+                f"(max_weight_per_symbol={params.risk.max_weight_per_symbol:g})"
+            )
+        elif cash <= 0:
+            why = (
+                f"no cash left after earlier orders and the min_cash_buffer="
+                f"{params.risk.min_cash_buffer:g} ({buffer:.2f})"
+            )
+        else:
+            why = f"budget {budget:.2f} buys less than one share at {price[symbol]:.4f}"
+        unfunded.append((candidate, why))
+    return buys, unfunded
 
 
 def _quantity(raw: float, fractional: bool) -> float:
@@ -256,62 +352,71 @@ def _quantity(raw: float, fractional: bool) -> float:
 
 
 def _apply_risk_limits(
-    orders: pd.DataFrame,
+    rows: list[dict[str, Any]],
     account: AccountSnapshot,
     params: TradingParams,
     decision_date: pd.Timestamp,
     target_session: pd.Timestamp,
-) -> pd.DataFrame:
-    approved = orders["status"] == APPROVED
-    refusals = pd.Series("", index=orders.index)
+) -> None:
+    """Checks every approved row against the risk limits; marks the refused ones in place.
 
-    known = orders["client_order_id"].isin(account.known_client_order_ids)
-    orders.loc[approved & known, "status"] = ALREADY_SUBMITTED
-    orders.loc[approved & known, "reason"] = "the broker already has this client order id"
-    approved &= ~known
-
-    if params.risk.kill_switch:
-        refusals[approved] = "kill switch is on"
+    The first failing check gives the reason. Plain Python on a handful of rows: the backtest
+    runs this once per simulated day.
+    """
+    risk = params.risk
+    known = account.known_client_order_ids
     execution = pd.Timestamp(account.clock.execution_session)
-    allowed_sessions = {target_session, decision_date}
-    if execution not in allowed_sessions:
-        refusals[approved & (refusals == "")] = (
+    clock_problem = (
+        ""
+        if execution in (target_session, decision_date)
+        else (
             f"broker clock: orders would execute on {execution.date()}, but the predictions "
             f"are for {target_session.date()}"
         )
+    )
     equity = account.equity
-    if equity > 0:
-        weights = orders["qty"] * orders["reference_price"] / equity
-        held = {s: p.market_value / equity for s, p in account.positions.items()}
-        after = weights + orders[C.SYMBOL].map(held).fillna(0.0)
-        too_heavy = (
-            approved
-            & (orders["side"] == "buy")
-            & (after > params.risk.max_weight_per_symbol + 1e-9)
-        )
-        refusals[too_heavy & (refusals == "")] = (
-            f"position would exceed max_weight_per_symbol={params.risk.max_weight_per_symbol}"
-        )
-    bad_price = approved & ~(
-        np.isfinite(orders["reference_price"]) & (orders["reference_price"] > 0)
+    held_weight = (
+        {s: p.market_value / equity for s, p in account.positions.items()} if equity > 0 else {}
     )
-    refusals[bad_price & (refusals == "")] = "reference price is not a positive number"
+    still = []
+    for row in rows:
+        if row["status"] != APPROVED:
+            continue
+        if row["client_order_id"] in known:
+            row["status"] = ALREADY_SUBMITTED
+            row["reason"] = "the broker already has this client order id"
+            continue
+        price = row["reference_price"]
+        if risk.kill_switch:
+            why = "kill switch is on"
+        elif clock_problem:
+            why = clock_problem
+        elif (
+            equity > 0
+            and row["side"] == "buy"
+            and row["qty"] * price / equity + held_weight.get(row[C.SYMBOL], 0.0)
+            > risk.max_weight_per_symbol + 1e-9
+        ):
+            why = f"position would exceed max_weight_per_symbol={risk.max_weight_per_symbol}"
+        elif not (math.isfinite(price) and price > 0):
+            why = "reference price is not a positive number"
+        else:
+            still.append(row)
+            continue
+        row["status"], row["reason"] = REFUSED, why
 
-    still = approved & (refusals == "")
-    # Sells first: they free cash and cut predicted losses.
-    order_rank = orders["side"].map({"sell": 0, "buy": 1})
-    ranked = (
-        orders[still]
-        .assign(rank=order_rank)
-        .sort_values(["rank", "predicted_return"], ascending=[True, False], kind="stable")
+    # Sells first (they free cash and cut predicted losses), the worst predicted loss first;
+    # then buys, the best predicted gain first; ties by symbol so the cut is deterministic.
+    still.sort(
+        key=lambda r: (
+            (0, r["predicted_return"], r[C.SYMBOL])
+            if r["side"] == "sell"
+            else (1, -r["predicted_return"], r[C.SYMBOL])
+        )
     )
-    over_limit = ranked.index[params.risk.max_orders_per_run :]
-    refusals[over_limit] = f"more than max_orders_per_run={params.risk.max_orders_per_run}"
-
-    refused = refusals != ""
-    orders.loc[refused, "status"] = REFUSED
-    orders.loc[refused, "reason"] = refusals[refused]
-    return orders
+    for row in still[risk.max_orders_per_run :]:
+        row["status"] = REFUSED
+        row["reason"] = f"more than max_orders_per_run={risk.max_orders_per_run}"
 
 
 def _row(c: _Candidate, team: str, decision_date: pd.Timestamp, status: str, reason: str) -> dict:

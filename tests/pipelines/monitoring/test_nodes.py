@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
+from helpers import evaluation_rows as _evaluation
+from helpers import prediction_log as _log
 
 from stock_mlops.pipelines.monitoring.nodes import (
     build_monitoring_report,
@@ -14,41 +15,6 @@ from stock_mlops.pipelines.monitoring.nodes import (
 )
 
 PARAMS = {"current_sessions": 40, "reference_sessions": 120}
-
-
-def _evaluation(features: pd.DataFrame) -> pd.DataFrame:
-    rows = features[features["target_close_1d"].notna() & (features["date"] > "2022-01-01")]
-    split = np.where(rows["target_date"] <= pd.Timestamp("2022-12-31"), "validation", "test")
-    return pd.DataFrame(
-        {
-            "symbol": rows["symbol"].to_numpy(),
-            "date": rows["target_date"].to_numpy(),
-            "feature_date": rows["date"].to_numpy(),
-            "model": "ludwig",
-            "split": split,
-            "fold": "holdout",
-            "last_close": rows["close"].to_numpy(),
-            # A forecaster that is right up to a small error.
-            "prediction": rows["target_close_1d"].to_numpy() * 1.001,
-            "actual": rows["target_close_1d"].to_numpy(),
-            "predicted_direction": "up",
-        }
-    )
-
-
-def _log(features: pd.DataFrame, date: str) -> pd.DataFrame:
-    rows = features[features["date"] == date]
-    return pd.DataFrame(
-        {
-            "team": "red",
-            "symbol": rows["symbol"],
-            "feature_date": rows["date"],
-            "target_date": rows["target_date"],
-            "last_close": rows["close"],
-            "prediction": rows["close"] * 1.01,
-            "predicted_return": 0.01,
-        }
-    )
 
 
 def test_drift_windows_are_consecutive_and_sized(small_features):

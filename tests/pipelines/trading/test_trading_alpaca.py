@@ -143,12 +143,12 @@ def test_alpaca_trading_places_one_order_and_is_idempotent(
     again = second["orders"].set_index("client_order_id")
     assert again.loc[client_order_id, "status"] == ALREADY_SUBMITTED
     assert not (second["orders"]["status"] == APPROVED).any()
-    # The re-run submits nothing, so nothing can disagree with the broker. (Today's nodes only
-    # reconcile newly approved orders, so the already submitted one is not listed again.)
-    rerun = second["order_reconciliation"]
-    assert set(rerun["client_order_id"]) <= {client_order_id}
-    assert rerun["matches"].all()
-    assert BrokerOrdersDataset(filepath=str(tmp_path / "broker")).load().empty
+    # The re-run submits nothing but looks the known order up, so it is reconciled again.
+    rerun = second["order_reconciliation"].set_index("client_order_id")
+    assert list(rerun.index) == [client_order_id]
+    assert rerun.loc[client_order_id, "matches"]
+    reports = BrokerOrdersDataset(filepath=str(tmp_path / "broker")).load()
+    assert reports["client_order_id"].tolist() == [client_order_id]
 
 
 def test_a_clock_for_another_session_refuses_every_order(

@@ -76,8 +76,11 @@ def simulate(
     # One session past the last decision, so orders filled at the next open are valued.
     sessions = sorted(bars.loc[bars[C.DATE] >= start, C.DATE].unique())
     sessions = [d for d in sessions if d <= end] + [d for d in sessions if d > end][:1]
+    # A non-positive price is as unusable as a missing one: neither fills nor marks anything.
     opens = bars.pivot(index=C.DATE, columns=C.SYMBOL, values=C.OPEN).reindex(sessions)
+    opens = opens.where(opens > 0)
     closes = bars.pivot(index=C.DATE, columns=C.SYMBOL, values=C.CLOSE).reindex(sessions)
+    closes = closes.where(closes > 0)
     next_of = dict(zip(sessions, calendar.next_sessions(pd.Series(sessions)), strict=True))
     by_day = {day: rows for day, rows in predictions.groupby("feature_date", sort=False)}
     empty = predictions.iloc[0:0]
@@ -88,49 +91,59 @@ def simulate(
         commission_bps=params.local.commission_bps,
         slippage_bps=params.local.slippage_bps,
     )
+    names = closes.columns.to_numpy()
+    open_values, close_values = opens.to_numpy(dtype=float), closes.to_numpy(dtype=float)
     equity = np.empty(len(sessions))
     for i, day in enumerate(sessions):
-        broker.open_session(day, _valid(opens.iloc[i]))
-        day_closes = closes.iloc[i]
-        broker.close_session(day, _valid(day_closes))
+        broker.open_session(day, _valid(names, open_values[i]))
+        day_closes = _valid(names, close_values[i])
+        broker.close_session(day, day_closes)
         if day <= end:
             orders = decide_orders(
                 by_day.get(day, empty),
-                day_closes.dropna(),
+                pd.Series(day_closes, dtype=float),
                 broker.account(),
                 params,
                 team,
                 day,
                 next_of[day],
             )
-            for row in orders[orders["status"] == APPROVED].itertuples():
-                broker.submit_order(
-                    OrderRequest(
-                        client_order_id=row.client_order_id,
-                        symbol=row.symbol,
-                        side=row.side,
-                        qty=row.qty,
-                        reference_price=row.reference_price,
-                        decision_date=day,
-                        target_date=row.target_date,
-                    )
-                )
+            _submit(broker, orders[orders["status"] == APPROVED], day)
         equity[i] = broker.equity()
 
     trades = pd.DataFrame(broker.state["fills"], columns=TRADE_COLUMNS)
     trades["date"] = pd.to_datetime(trades["date"])
-    first_close = closes.iloc[0]
-    shares = params.local.initial_cash / len(symbols) / first_close
-    benchmark = (closes.ffill() * shares).sum(axis=1, min_count=1)
+    first_close = closes.iloc[0].reindex(symbols)
+    slice_of_cash = params.local.initial_cash / len(symbols)
+    shares = slice_of_cash / first_close
+    # A symbol without a close on the first day cannot be bought: its slice stays in cash.
+    idle_cash = slice_of_cash * float(shares.isna().sum())
+    benchmark = (closes.ffill() * shares.fillna(0.0)).sum(axis=1) + idle_cash
     curve = pd.DataFrame(
         {"date": pd.to_datetime(sessions), "equity": equity, "benchmark_equity": benchmark.values}
     )
     return trades, curve
 
 
-def _valid(row: pd.Series) -> dict[str, float]:
-    row = row.dropna()
-    return dict(zip(row.index, row.to_numpy(dtype=float), strict=True))
+def _valid(names: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    known = ~np.isnan(values)
+    return dict(zip(names[known].tolist(), values[known].tolist(), strict=True))
+
+
+def _submit(broker: LocalPaperBroker, approved: pd.DataFrame, day: pd.Timestamp) -> None:
+    columns = ["client_order_id", C.SYMBOL, "side", "qty", "reference_price", C.TARGET_DATE]
+    for cid, symbol, side, qty, price, target in zip(*(approved[c] for c in columns), strict=True):
+        broker.submit_order(
+            OrderRequest(
+                client_order_id=cid,
+                symbol=symbol,
+                side=side,
+                qty=qty,
+                reference_price=price,
+                decision_date=day,
+                target_date=target,
+            )
+        )
 
 
 def run_backtest(

@@ -14,7 +14,10 @@ import pandas as pd
 from stock_mlops.brokers.base import AccountSnapshot
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import TradingParams
-from stock_mlops.core.strategy import APPROVED, decide_orders
+from stock_mlops.core.strategy import ALREADY_SUBMITTED, APPROVED, decide_orders
+
+# Orders the broker should know about after this run: the new ones and those it already had.
+AT_BROKER = (APPROVED, ALREADY_SUBMITTED)
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +103,13 @@ def decide_trades(
 def build_submission(
     decided_orders: pd.DataFrame, prices: pd.DataFrame, trading: dict[str, Any], run_date: Any
 ) -> dict[str, Any]:
-    """The approved orders, in broker-neutral form, for the ``broker_orders`` dataset."""
+    """The approved orders, in broker-neutral form, for the ``broker_orders`` dataset.
+
+    Orders the broker already has are included too: the dataset never resubmits a known client
+    order id, it fetches the broker's report instead, so a re-run still reconciles them.
+    """
     params = TradingParams.parse(trading, "trading")
-    approved = decided_orders[decided_orders["status"] == APPROVED]
+    approved = decided_orders[decided_orders["status"].isin(AT_BROKER)]
     # Sells first, so that their proceeds are there when the buys arrive.
     approved = approved.sort_values(
         "side", key=lambda s: s.map({"sell": 0, "buy": 1}), kind="stable"
@@ -126,10 +133,11 @@ def reconcile_orders(decided_orders: pd.DataFrame, broker_orders: pd.DataFrame) 
     """Compares what was decided with what the broker reports, order by order.
 
     Returns:
-        One row per approved order: decided side and quantity, the broker's status and filled
-        quantity, and ``matches`` (False when the broker lost, changed or rejected the order).
+        One row per approved (or already submitted) order: decided side and quantity, the
+        broker's status and filled quantity, and ``matches`` (False when the broker lost,
+        changed or rejected the order).
     """
-    decided = decided_orders[decided_orders["status"] == APPROVED][
+    decided = decided_orders[decided_orders["status"].isin(AT_BROKER)][
         ["client_order_id", C.SYMBOL, "side", "qty"]
     ]
     reported = broker_orders.rename(

@@ -1,0 +1,123 @@
+"""The backtest pipeline as Kedro runs it, on an in-memory catalog of real bundled prices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from stock_mlops.core import calendar
+from stock_mlops.pipelines.backtest import create_pipeline
+
+TRADING = {
+    "local": {"initial_cash": 50_000.0, "fill_at": "next_open", "slippage_bps": 5.0},
+}
+
+
+def evaluation_predictions(prices: pd.DataFrame, sign: float = 1.0) -> pd.DataFrame:
+    """The ``ludwig`` holdout rows of a perfect (sign 1) or mirrored (sign -1) forecaster, plus
+    rows of another model and fold that the backtest must ignore."""
+    frame = prices.sort_values(["symbol", "date"])
+    frame = frame.assign(actual=frame.groupby("symbol")["close"].shift(-1))
+    frame = frame[(frame["date"] >= "2022-06-01") & (frame["date"] <= "2022-09-30")].dropna(
+        subset=["actual"]
+    )
+    prediction = frame["close"] + sign * (frame["actual"] - frame["close"])
+    rows = pd.DataFrame(
+        {
+            "symbol": frame["symbol"].to_numpy(),
+            "date": calendar.next_sessions(frame["date"]).to_numpy(),
+            "feature_date": frame["date"].to_numpy(),
+            "model": "ludwig",
+            "split": "test",
+            "fold": "holdout",
+            "last_close": frame["close"].to_numpy(),
+            "prediction": prediction.to_numpy(),
+            "actual": frame["actual"].to_numpy(),
+            "predicted_direction": np.where(prediction > frame["close"], "up", "down"),
+        }
+    )
+    decoy = rows.assign(model="naive", prediction=rows["last_close"] * 2)
+    return pd.concat([rows, decoy], ignore_index=True)
+
+
+class KeptDataset(MemoryDataset):
+    """A memory dataset the runner cannot release, so intermediate outputs stay readable."""
+
+    def _release(self) -> None:
+        pass
+
+
+def run(prices: pd.DataFrame, evaluation: pd.DataFrame, training: dict, backtest: dict) -> dict:
+    """Runs the whole pipeline; returns every output, intermediate ones included."""
+    inputs = {
+        "evaluation_predictions": evaluation,
+        "prices": prices,
+        "params:trading": TRADING,
+        "params:training": training,
+        "params:backtest": backtest,
+        "params:team": "blue",
+    }
+    pipeline = create_pipeline()
+    catalog = DataCatalog({name: KeptDataset(data) for name, data in inputs.items()})
+    for name in pipeline.all_outputs():
+        catalog[name] = KeptDataset()
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.all_outputs()}
+
+
+def test_backtest_pipeline_outputs_agree_with_each_other(
+    small_prices: pd.DataFrame, training_params: dict[str, Any]
+):
+    out = run(small_prices, evaluation_predictions(small_prices), training_params, {})
+    trades, equity, metrics = (
+        out["backtest_trades"],
+        out["backtest_equity"],
+        out["backtest_metrics"],
+    )
+    assert set(out) == {
+        "backtest_trades",
+        "backtest_equity",
+        "backtest_metrics",
+        "backtest_equity_chart",
+        "backtest_drawdown_chart",
+    }
+    # The holdout period starts the day after validation_end (2022-06-30).
+    assert equity["date"].iat[0] == pd.Timestamp("2022-07-01")
+    assert list(equity.columns) == ["date", "equity", "benchmark_equity"]
+    assert equity["equity"].iat[0] == pytest.approx(50_000.0)
+    assert set(trades["client_order_id"].str.split("-").str[0]) == {"blue"}
+    assert metrics["n_trades"] == len(trades)
+    assert metrics["total_return"] == pytest.approx(
+        equity["equity"].iat[-1] / equity["equity"].iat[0] - 1
+    )
+    assert metrics["benchmark_total_return"] == pytest.approx(
+        equity["benchmark_equity"].iat[-1] / 50_000.0 - 1
+    )
+    # Perfect foresight on three symbols beats buying and holding them.
+    assert metrics["total_return"] > metrics["benchmark_total_return"]
+    assert (metrics["start"], metrics["end"]) == ("2022-07-01", "2022-10-03")
+    assert len(out["backtest_equity_chart"].data) == 2
+
+
+def test_mirrored_foresight_loses_money(
+    small_prices: pd.DataFrame, training_params: dict[str, Any]
+):
+    out = run(small_prices, evaluation_predictions(small_prices, -1.0), training_params, {})
+    assert out["backtest_metrics"]["total_return"] < 0
+
+
+def test_a_period_without_predictions_fails_clearly(
+    small_prices: pd.DataFrame, training_params: dict[str, Any]
+):
+    with pytest.raises(ValueError, match="no out-of-sample predictions between 2023-01-02"):
+        run(
+            small_prices,
+            evaluation_predictions(small_prices),
+            training_params,
+            {"start_date": "2023-01-02", "end_date": "2023-03-31"},
+        )
