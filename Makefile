@@ -16,7 +16,7 @@ export MLFLOW_TRACKING_URI
 # Python must find this project's interpreter and its console scripts (uvicorn for serving).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint format viz serve benchmark clean-venv
+.PHONY: install run test lint format viz notebook serve benchmark clean-venv
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ format: $(STAMP)
 
 viz: $(STAMP)
 	$(BIN)/kedro viz build
+
+# JupyterLab on the notebooks, which read the catalog (KEDRO_ENV=red to read team red's outputs).
+notebook: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
 
 # Serves the team's champion with MLflow's scoring protocol (GET /ping, POST /invocations).
 serve: $(STAMP)
