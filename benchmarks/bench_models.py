@@ -125,8 +125,19 @@ def serving_latency(model_dir: Path, features_path: Path, requests_count: int) -
         port = sock.getsockname()[1]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     process = subprocess.Popen(
-        [str(BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -179,8 +190,10 @@ def main() -> int:
             workdir = Path(scratch) / f"run{i}"
             workdir.mkdir()
             runs.append(default_run(workdir))
-            print(f"default run {i + 1}: {runs[-1]['wall_s']:.1f} s wall, "
-                  f"{runs[-1]['import_s']:.1f} s importing")
+            print(
+                f"default run {i + 1}: {runs[-1]['wall_s']:.1f} s wall, "
+                f"{runs[-1]['import_s']:.1f} s importing"
+            )
         last = Path(scratch) / f"run{args.runs - 1}" / "data"
         model_dir = next((last / "06_models/forecaster").glob("*/forecaster"))
         serving = serving_latency(model_dir, last / "04_feature/features.parquet", args.requests)

@@ -169,11 +169,15 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         symbols = list(request.symbols) or sorted(
             {o["symbol"] for o in manifest["objects"]} | {f["symbol"] for f in manifest["failures"]}
         )
+        # Where this fetch's objects came from (file name or endpoint), for error messages.
+        origins = {
+            (o["symbol"], PurePosixPath(o["path"]).name): o["origin"] for o in manifest["objects"]
+        }
         payloads: dict[str, list[RawPayload]] = {}
         for symbol in symbols:
             objects = [o for o in self._objects(request.source, symbol) if o["fetched_at"] <= as_of]
             if objects:
-                payloads[symbol] = [self._read(request.source, symbol, o) for o in objects]
+                payloads[symbol] = [self._read(request.source, symbol, o, origins) for o in objects]
         return {
             "request": request.to_dict(),
             "fetched_at": manifest["fetched_at"],
@@ -181,8 +185,15 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
             "failures": [FetchFailure(**f) for f in manifest["failures"]],
         }
 
-    def _read(self, source: str, symbol: str, obj: dict[str, Any]) -> RawPayload:
-        extension = PurePosixPath(obj["path"]).suffix.lstrip(".")
+    def _read(
+        self,
+        source: str,
+        symbol: str,
+        obj: dict[str, Any],
+        origins: dict[tuple[str, str], str],
+    ) -> RawPayload:
+        name = PurePosixPath(obj["path"]).name
+        extension = PurePosixPath(name).suffix.lstrip(".")
         return RawPayload(
             symbol=symbol,
             source=source,
@@ -190,7 +201,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
             content=self._fs.cat_file(obj["path"]),
             fetched_at=obj["fetched_at"],
             kind=obj["kind"],
-            origin=PurePosixPath(obj["path"]).name,
+            origin=origins.get((symbol, name), name),
         )
 
     # --------------------------------------------------------------------------- listing

@@ -98,6 +98,8 @@ def test_metrics_come_from_evaluation_predictions_only(evaluation):
 def test_walk_forward_reports_yearly_folds(tiny_forecaster, small_features):
     params = {
         **tiny_forecaster["params"],
+        # Pooled: one fresh model per fold keeps this test short.
+        "scope": "pooled",
         "evaluation_mode": "walk_forward",
         "walk_forward": {"first_test_year": 2022, "last_test_year": 2023, "validation_months": 6},
     }

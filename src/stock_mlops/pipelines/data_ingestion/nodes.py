@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from stock_mlops.core import calendar
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import DataIngestionParams
 from stock_mlops.pipelines.data_ingestion.adjustment import adjust_bars, merge_history
@@ -95,11 +96,7 @@ def clean_prices(
         except (ParseError, ValueError) as exc:
             report.append(_row(symbol, source, "parse", 0, reason=str(exc)))
 
-    reference = (
-        pd.Timestamp(run_date)
-        if run_date
-        else max((bars["date"].max() for bars in merged.values()), default=pd.NaT)
-    )
+    reference = pd.Timestamp(run_date) if run_date else _newest_session(merged)
     kept: list[pd.DataFrame] = []
     for symbol, bars in merged.items():
         clean, row = _validate_symbol(symbol, source, bars, params, reference)
@@ -120,8 +117,24 @@ def clean_prices(
     return prices, quality
 
 
+def _newest_session(merged: dict[str, pd.DataFrame]) -> pd.Timestamp:
+    """The newest last bar among symbols whose last bar is an NYSE session.
+
+    A last bar off the calendar (a typo such as 2099-12-29) is that symbol's problem: letting
+    it set the as-of date would make every other symbol look stale.
+    """
+    last_bars = [bars["date"].max() for bars in merged.values() if bars["date"].notna().any()]
+    sessions = [day for day in last_bars if len(calendar.sessions_between(day, day)) == 1]
+    return max(sessions or last_bars, default=pd.NaT)
+
+
 def _merge_payloads(payloads: list[RawPayload], start_date: dt.date | None) -> pd.DataFrame:
-    frames = [(payload.kind, parse_payload(payload)) for payload in payloads]
+    # A full or file payload replaces everything archived before it: older objects (perhaps a
+    # broken file since corrected) are kept in the archive but not parsed again.
+    latest_complete = max(
+        (i for i, payload in enumerate(payloads) if payload.kind != "compact"), default=0
+    )
+    frames = [(payload.kind, parse_payload(payload)) for payload in payloads[latest_complete:]]
     bars = merge_history(frames)
     if start_date is not None:
         bars = bars[bars["date"] >= pd.Timestamp(start_date)].reset_index(drop=True)

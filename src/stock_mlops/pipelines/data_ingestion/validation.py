@@ -143,20 +143,31 @@ def check_split_jumps(adjusted: pd.DataFrame, findings: Findings, params: Valida
 
     Run after adjustment: recorded splits and dividends are then smooth, so a remaining jump by
     a typical split ratio (2:1, 3:1, 3:2, 1:10, ...) means the series is not adjusted for it.
+    Both the close-to-close move and the overnight gap (previous close to open) are checked:
+    the stock trades all day after the split, so the close can drift well away from the exact
+    ratio (AAPL 2020-08-31: 4:1 split, close-to-close x0.258 = 1/3.87) while the open is close
+    to it (x0.256 = 1/3.91).
     """
     close = adjusted["close"].to_numpy(dtype=float)
     if len(close) < 2:
         return
     ratio = close[1:] / close[:-1]
-    big = np.abs(ratio - 1) >= params.split_jump_min_move
-    if not big.any():
-        return
-    factor = np.where(ratio < 1, 1 / ratio, ratio)
-    nearest = _SPLIT_RATIOS[np.abs(factor[:, None] - _SPLIT_RATIOS[None, :]).argmin(axis=1)]
-    looks_like_split = big & (np.abs(factor / nearest - 1) <= params.split_ratio_tolerance)
+    looks_like_split = _looks_like_split(ratio, params) | _looks_like_split(
+        adjusted["open"].to_numpy(dtype=float)[1:] / close[:-1], params
+    )
     if looks_like_split.any():
         where = np.flatnonzero(looks_like_split) + 1
         shown = ", ".join(
             f"{adjusted['date'].iloc[i].date()} (x{ratio[i - 1]:.3f})" for i in where[:_EXAMPLES]
         )
         findings.fail(f"price jump(s) that look like an unrecorded split: {shown}")
+
+
+def _looks_like_split(ratio: np.ndarray, params: ValidationParams) -> np.ndarray:
+    """Whether each price ratio is a big move within tolerance of a typical split ratio."""
+    big = np.abs(ratio - 1) >= params.split_jump_min_move
+    if not big.any():
+        return big
+    factor = np.where(ratio < 1, 1 / ratio, ratio)
+    nearest = _SPLIT_RATIOS[np.abs(factor[:, None] - _SPLIT_RATIOS[None, :]).argmin(axis=1)]
+    return big & (np.abs(factor / nearest - 1) <= params.split_ratio_tolerance)

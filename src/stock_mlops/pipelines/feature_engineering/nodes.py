@@ -1,19 +1,205 @@
-"""Nodes of the feature_engineering pipeline: indicators, next-day targets, warm-up removal."""
+"""Nodes of the feature_engineering pipeline: indicators, next-day targets, warm-up removal.
+
+The work runs on NumPy arrays one symbol at a time and the output frame is assembled once, with
+no intermediate full-size pandas copies: at 500 symbols x 20 years a single copy of the table
+costs more than all the TA-Lib calls together (see ``benchmarks/bench_features.py``).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stock_mlops.core import calendar, targets
+from stock_mlops.core import calendar
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import FeatureEngineeringParams
-from stock_mlops.pipelines.feature_engineering.registry import Bars, feature_specs
+from stock_mlops.pipelines.feature_engineering.registry import Bars, FeatureGroup, feature_specs
 
 logger = logging.getLogger(__name__)
+
+# Direction labels indexed by code: 0 down, 1 flat, 2 up, 3 no target (same as targets.direction).
+_DIRECTION_LABELS = np.array([C.DOWN, C.FLAT, C.UP, np.nan], dtype=object)
+_NS_PER_DAY = 86_400 * 10**9
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """Bars sorted by symbol and date, with each symbol's row range ``[starts[i], ends[i])``."""
+
+    frame: pd.DataFrame
+    dates: np.ndarray  # datetime64[ns]
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+def _panel(frame: pd.DataFrame) -> _Panel:
+    """Checks the key columns and sorts by symbol and date only when the rows are not already.
+
+    Raises:
+        ValueError: On a missing date or more than one row for a symbol and date.
+    """
+    symbols = frame[C.SYMBOL].to_numpy()
+    dates = frame[C.DATE].to_numpy(dtype="datetime64[ns]")
+    if np.isnat(dates).any():
+        raise ValueError("prices hold rows without a date")
+    starts = _sorted_group_starts(symbols, dates)
+    if starts is None:
+        frame = frame.sort_values([C.SYMBOL, C.DATE], kind="stable").reset_index(drop=True)
+        symbols = frame[C.SYMBOL].to_numpy()
+        dates = frame[C.DATE].to_numpy(dtype="datetime64[ns]")
+        starts = _sorted_group_starts(symbols, dates)
+        if starts is None:
+            raise ValueError("prices hold more than one bar for a symbol and date")
+    return _Panel(frame, dates, starts, np.r_[starts[1:], len(frame)].astype(starts.dtype))
+
+
+def _sorted_group_starts(symbols: np.ndarray, dates: np.ndarray) -> np.ndarray | None:
+    """First row of each symbol when rows are grouped by ascending symbol with strictly
+    increasing dates inside each group, else None."""
+    if len(symbols) == 0:
+        return np.zeros(0, dtype=np.int64)
+    new_symbol = np.empty(len(symbols), dtype=bool)
+    new_symbol[0] = True
+    np.not_equal(symbols[1:], symbols[:-1], out=new_symbol[1:])
+    if not (new_symbol[1:] | (dates[1:] > dates[:-1])).all():
+        return None
+    starts = np.flatnonzero(new_symbol)
+    firsts = symbols[starts]
+    try:
+        ascending = bool((firsts[1:] > firsts[:-1]).all())
+    except TypeError:  # symbols of mixed types: let pandas' sort order them
+        return None
+    return starts if ascending else None
+
+
+def _indicator_block(
+    panel: _Panel,
+    groups: list[FeatureGroup],
+    n_features: int,
+    *,
+    drop_warmup: bool,
+    extra_rows: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Computes every feature group symbol by symbol into one ``(features, rows)`` array.
+
+    Args:
+        panel: Sorted bars.
+        groups: The registry's feature groups.
+        n_features: Number of feature columns the groups produce.
+        drop_warmup: Keep only rows where every feature is defined (never fill them).
+        extra_rows: Spare rows at the bottom of the array for the caller (targets).
+
+    Returns:
+        ``values`` of shape ``(n_features + extra_rows, len(rows))`` and the panel ``rows`` they
+        belong to (ascending).
+    """
+    frame = panel.frame
+    arrays = {c: frame[c].to_numpy(dtype=np.float64) for c in (*C.OHLC, C.VOLUME)}
+    lengths = panel.ends - panel.starts
+    # Rows never written (warm-up) are never touched, so the spare capacity costs no memory.
+    block = np.empty((n_features + extra_rows, len(frame)))
+    scratch = np.empty((n_features, int(lengths.max(initial=0))))
+    kept: list[np.ndarray] = []
+    filled = 0
+    for start, end in zip(panel.starts, panel.ends, strict=True):
+        bars = Bars(
+            open=arrays[C.OPEN][start:end],
+            high=arrays[C.HIGH][start:end],
+            low=arrays[C.LOW][start:end],
+            close=arrays[C.CLOSE][start:end],
+            volume=arrays[C.VOLUME][start:end],
+            dates=panel.dates[start:end],
+        )
+        values = scratch[:, : end - start]
+        outputs = [output for group in groups for output in group.compute(bars)]
+        if len(outputs) != n_features:
+            raise ValueError(
+                f"the feature registry produced {len(outputs)} columns, not {n_features}"
+            )
+        np.stack(outputs, out=values)
+        if not drop_warmup:
+            block[:n_features, start:end] = values
+            filled = end
+            continue
+        warming = np.isnan(values).any(axis=0)
+        first = int(warming.argmin()) if len(warming) else 0
+        if not warming[first:].any():  # the warm-up is a prefix (always, on clean bars)
+            block[:n_features, filled : filled + len(warming) - first] = values[:, first:]
+            kept.append(np.arange(start + first, end))
+        else:
+            ready = np.flatnonzero(~warming)
+            block[:n_features, filled : filled + len(ready)] = values[:, ready]
+            kept.append(ready + start)
+        filled += len(kept[-1])
+    rows = np.concatenate(kept) if drop_warmup and kept else np.arange(filled)
+    return block[:, :filled], rows
+
+
+def _next_sessions(dates: np.ndarray) -> np.ndarray:
+    """The first NYSE session strictly after each date (as ``calendar.next_sessions``), with
+    one calendar lookup per distinct calendar day instead of one per row."""
+    if len(dates) == 0:
+        return dates.copy()
+    days = dates.view(np.int64) // _NS_PER_DAY
+    first = days.min()
+    present = np.zeros(days.max() - first + 1, dtype=bool)
+    present[days - first] = True
+    unique_days = np.flatnonzero(present) + first
+    unique_dates = (unique_days * _NS_PER_DAY).astype("datetime64[ns]")
+    sessions = calendar.sessions_between(
+        pd.Timestamp(unique_dates[0]), pd.Timestamp(unique_dates[-1]) + pd.Timedelta(days=15)
+    ).to_numpy(dtype="datetime64[ns]")
+    lookup = np.empty(len(present), dtype="datetime64[ns]")
+    lookup[unique_days - first] = sessions[np.searchsorted(sessions, unique_dates, side="right")]
+    return lookup[days - first]
+
+
+def _targets(
+    panel: _Panel, rows: np.ndarray, direction_band: float, out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Next-session targets of ``rows``; close and return go into ``out[0]`` and ``out[1]``.
+
+    A target exists only when the symbol's next bar is the next NYSE session, so a missing
+    session never borrows a later bar, and the last bar of a symbol has none.
+
+    Returns:
+        ``target_date`` (datetime64[ns]) and the direction labels (object).
+    """
+    close = panel.frame[C.CLOSE].to_numpy(dtype=np.float64)
+    target_date = _next_sessions(panel.dates[rows])
+    has_next = np.ones(len(panel.frame), dtype=bool)
+    has_next[panel.ends - 1] = False
+    following = np.minimum(rows + 1, max(len(panel.frame) - 1, 0))
+    consecutive = has_next[rows] & (panel.dates[following] == target_date)
+    target_close, target_return = out[0], out[1]
+    np.take(close, following, out=target_close)
+    target_close[~consecutive] = np.nan
+    np.divide(target_close, close[rows], out=target_return)
+    target_return -= 1.0
+    # 0 down, 1 flat, 2 up (NaN compares False: flat), then 3 where there is no target.
+    codes = (target_return > direction_band).view(np.int8) + 1
+    codes -= (target_return < -direction_band).view(np.int8)
+    codes[np.isnan(target_return)] = 3
+    return target_date, _DIRECTION_LABELS[codes]
+
+
+def _assemble(
+    panel: _Panel, rows: np.ndarray, names: list[str], values: np.ndarray
+) -> pd.DataFrame:
+    """Price columns of ``rows`` followed by the float columns ``names`` held in ``values``."""
+    # The float block becomes the frame's storage as is (no copy of the largest part).
+    out = pd.DataFrame(values.T, columns=names, copy=False)
+    # Rows are grouped by symbol: repeating each symbol is cheaper than gathering strings.
+    per_symbol = np.diff(np.searchsorted(rows, np.r_[panel.starts, len(panel.frame)]))
+    symbols = panel.frame[C.SYMBOL].to_numpy()[panel.starts]
+    out.insert(0, C.SYMBOL, np.repeat(symbols, per_symbol))
+    for position, column in enumerate(C.PRICE_COLUMNS[1:], start=1):
+        out.insert(position, column, panel.frame[column].to_numpy()[rows])
+    return out
 
 
 def compute_indicators(prices: pd.DataFrame, params: FeatureEngineeringParams) -> pd.DataFrame:
@@ -26,38 +212,15 @@ def compute_indicators(prices: pd.DataFrame, params: FeatureEngineeringParams) -
     Returns:
         A new frame sorted by symbol and date, with one column per feature; warm-up rows keep
         NaN here and are removed by :func:`drop_warmup`.
-    """
-    missing = [c for c in C.PRICE_COLUMNS if c not in prices.columns]
-    if missing:
-        raise ValueError(f"prices lack column(s) {missing}")
-    if prices.duplicated([C.SYMBOL, C.DATE]).any():
-        raise ValueError("prices hold more than one bar for a symbol and date")
-    frame = prices[C.PRICE_COLUMNS].sort_values([C.SYMBOL, C.DATE], kind="stable")
-    frame = frame.reset_index(drop=True)
 
+    Raises:
+        ValueError: On missing columns or more than one bar for a symbol and date.
+    """
+    panel = _panel(_price_columns(prices))
     groups = feature_specs(params.indicators, params.calendar_features)
     names = [name for group in groups for name in group.names]
-    values = np.full((len(frame), len(names)), np.nan)
-    arrays = {c: frame[c].to_numpy(dtype=np.float64) for c in C.OHLC + [C.VOLUME]}
-    dates = frame[C.DATE].to_numpy(dtype="datetime64[ns]")
-    symbols = frame[C.SYMBOL].to_numpy()
-    starts = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1]])
-    ends = np.r_[starts[1:], len(frame)]
-    for start, end in zip(starts, ends, strict=True):
-        bars = Bars(
-            open=arrays[C.OPEN][start:end],
-            high=arrays[C.HIGH][start:end],
-            low=arrays[C.LOW][start:end],
-            close=arrays[C.CLOSE][start:end],
-            volume=arrays[C.VOLUME][start:end],
-            dates=dates[start:end],
-        )
-        column = 0
-        for group in groups:
-            for output in group.compute(bars):
-                values[start:end, column] = output
-                column += 1
-    return pd.concat([frame, pd.DataFrame(values, columns=names)], axis=1)
+    values, rows = _indicator_block(panel, groups, len(names), drop_warmup=False)
+    return _assemble(panel, rows, names, values)
 
 
 def add_targets(frame: pd.DataFrame, direction_band: float) -> pd.DataFrame:
@@ -65,27 +228,24 @@ def add_targets(frame: pd.DataFrame, direction_band: float) -> pd.DataFrame:
 
     A target exists only when the symbol's next bar is the next NYSE session; the last bar of
     each symbol has none (it is what inference predicts from) but gets its ``target_date``.
+    The result does not depend on the input's row order.
 
     Args:
-        frame: Bars sorted by symbol and date.
+        frame: Bars of one or more symbols with at least ``symbol, date, close`` (any order).
         direction_band: ``|return| <= band`` is labelled flat.
 
     Returns:
-        A new frame with ``target_date`` and the three target columns.
+        A new frame sorted by symbol and date with ``target_date`` and the three target columns.
     """
-    target_date = calendar.next_sessions(frame[C.DATE])
-    by_symbol = frame.groupby(C.SYMBOL, sort=False)
-    next_date = by_symbol[C.DATE].shift(-1)
-    next_close = by_symbol[C.CLOSE].shift(-1)
-    consecutive = next_date.eq(target_date)
-    target_close = next_close.where(consecutive)
-    target_return = target_close / frame[C.CLOSE] - 1.0
-    direction = targets.direction(target_return, direction_band)
-    return frame.assign(
+    panel = _panel(frame)
+    rows = np.arange(len(panel.frame))
+    values = np.empty((2, len(rows)))
+    target_date, direction = _targets(panel, rows, direction_band, values)
+    return panel.frame.assign(
         **{
             C.TARGET_DATE: target_date,
-            C.TARGET_CLOSE: target_close,
-            C.TARGET_RETURN: target_return,
+            C.TARGET_CLOSE: values[0],
+            C.TARGET_RETURN: values[1],
             C.TARGET_DIRECTION: direction,
         }
     )
@@ -100,28 +260,47 @@ def drop_warmup(frame: pd.DataFrame, feature_columns: list[str]) -> pd.DataFrame
 def build_features(prices: pd.DataFrame, feature_engineering: dict[str, Any]) -> pd.DataFrame:
     """Indicators, targets and warm-up removal: ``prices`` -> ``features``.
 
+    Equal to ``drop_warmup(add_targets(compute_indicators(...)))``, computed in one pass.
+
     Args:
-        prices: The ``prices`` dataset.
+        prices: The ``prices`` dataset (any row order).
         feature_engineering: ``params:feature_engineering``.
 
     Returns:
-        The ``features`` dataset: one row per symbol and date.
+        The ``features`` dataset: one row per symbol and date, sorted by symbol and date.
+
+    Raises:
+        ValueError: On malformed prices, or when no symbol has more bars than the warm-up.
     """
     params = FeatureEngineeringParams.parse(feature_engineering, "feature_engineering")
-    with_indicators = compute_indicators(prices, params)
-    feature_columns = list(with_indicators.columns[len(C.PRICE_COLUMNS) :])
-    with_targets = add_targets(with_indicators, params.targets.direction_band)
-    features = drop_warmup(with_targets, feature_columns)
-    if features.empty:
+    panel = _panel(_price_columns(prices))
+    groups = feature_specs(params.indicators, params.calendar_features)
+    names = [name for group in groups for name in group.names]
+    values, rows = _indicator_block(panel, groups, len(names), drop_warmup=True, extra_rows=2)
+    if len(rows) == 0:
         raise ValueError(
             "no rows left after the indicator warm-up: each symbol needs more bars than the "
             "longest indicator window"
         )
+    target_date, direction = _targets(
+        panel, rows, params.targets.direction_band, values[len(names) :]
+    )
+    features = _assemble(panel, rows, [*names, C.TARGET_CLOSE, C.TARGET_RETURN], values)
+    features.insert(len(C.PRICE_COLUMNS) + len(names), C.TARGET_DATE, target_date)
+    features[C.TARGET_DIRECTION] = direction
     logger.info(
         "features: %d rows, %d feature columns, %d symbols (warm-up dropped %d rows)",
         len(features),
-        len(feature_columns),
-        features[C.SYMBOL].nunique(),
-        len(with_targets) - len(features),
+        len(names),
+        len(panel.starts),
+        len(panel.frame) - len(features),
     )
     return features
+
+
+def _price_columns(prices: pd.DataFrame) -> pd.DataFrame:
+    """Returns ``prices`` itself (columns are read by name; other columns are ignored)."""
+    missing = [c for c in C.PRICE_COLUMNS if c not in prices.columns]
+    if missing:
+        raise ValueError(f"prices lack column(s) {missing}")
+    return prices

@@ -8,6 +8,7 @@ leakage firewall test iterates over :func:`feature_specs`, so a feature added he
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ import numpy as np
 import talib
 
 from stock_mlops.core.params import IndicatorParams
+
+_NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -51,15 +54,9 @@ def _log_return(close: np.ndarray, lag: int) -> np.ndarray:
 def _zscore(values: np.ndarray, window: int) -> np.ndarray:
     mean = talib.SMA(values, window)
     std = talib.STDDEV(values, window, 1.0)
-    z = np.full_like(values, np.nan)
-    ready = ~np.isnan(std)
     # A constant window has value == mean: its z-score is 0, not a division by zero.
-    z[ready] = np.divide(
-        values[ready] - mean[ready],
-        std[ready],
-        out=np.zeros(int(ready.sum())),
-        where=std[ready] > 0,
-    )
+    z = np.divide(values - mean, std, out=np.zeros_like(values), where=std > 0)
+    z[np.isnan(std)] = np.nan
     return z
 
 
@@ -108,12 +105,32 @@ def feature_specs(p: IndicatorParams, calendar_features: bool = True) -> list[Fe
 
 
 def _calendar(b: Bars) -> tuple[np.ndarray, ...]:
-    days = b.dates.astype("datetime64[D]")
-    weekday = ((days.astype(np.int64) + 3) % 7).astype(float)  # 1970-01-01 was a Thursday
+    """Day of week (Monday = 0), day of month and month of each bar, as floats."""
+    days = b.dates.astype("datetime64[ns]", copy=False).view(np.int64) // _NS_PER_DAY
+    weekday = ((days + 3) % 7).astype(float)  # 1970-01-01 was a Thursday
+    first_day, day_of_month, month = _day_table()
+    position = days - first_day
+    if len(days) and (position.min() < 0 or position.max() >= len(month)):
+        as_days = days.astype("datetime64[D]")
+        months = as_days.astype("datetime64[M]")
+        return (
+            weekday,
+            (as_days - months).astype(np.int64) + 1.0,
+            months.astype(np.int64) % 12 + 1.0,
+        )
+    return weekday, day_of_month[position], month[position]
+
+
+@functools.cache
+def _day_table() -> tuple[int, np.ndarray, np.ndarray]:
+    """Day of month and month of every day 1900-2199, built once: a lookup is several times
+    faster per symbol than converting each symbol's dates to ``datetime64[M]``."""
+    days = np.arange(np.datetime64("1900-01-01"), np.datetime64("2200-01-01"))
     months = days.astype("datetime64[M]")
     day_of_month = (days - months).astype(np.int64) + 1.0
     month = months.astype(np.int64) % 12 + 1.0
-    return weekday, day_of_month, month
+    day_of_month.flags.writeable = month.flags.writeable = False  # shared by every call
+    return int(days[0].astype(np.int64)), day_of_month, month
 
 
 def feature_names(p: IndicatorParams, calendar_features: bool = True) -> list[str]:

@@ -1,0 +1,183 @@
+"""RawPriceArchiveDataset: fetch on save, immutable objects, one manifest per fetch."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from kedro.io.core import DatasetError
+
+from stock_mlops.datasets import RawPriceArchiveDataset
+from stock_mlops.datasets._storage import write_once_bytes
+from stock_mlops.sources.files import BundledSource
+
+
+@pytest.fixture(scope="module")
+def real_csv() -> dict[str, bytes]:
+    """Real files of the bundled snapshot."""
+    source = BundledSource()
+    return {s: source.fetch(s).content for s in ("AAPL", "MSFT")}
+
+
+@pytest.fixture
+def folder(tmp_path: Path, real_csv: dict[str, bytes]) -> Path:
+    """A source folder holding two real files."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for symbol, content in real_csv.items():
+        (incoming / f"{symbol}.csv").write_bytes(content)
+    return incoming
+
+
+def csv_request(folder: Path, symbols: tuple[str, ...] | list[str] = ()) -> dict:
+    """A serialised PriceRequest for the CSV folder source."""
+    return {"source": "csv", "symbols": list(symbols), "settings": {"csv_dir": str(folder)}}
+
+
+def objects(root: Path, symbol: str) -> list[Path]:
+    """Archived objects of one symbol, oldest first (names start with the fetch time)."""
+    return sorted((root / "csv" / symbol).glob("*.csv"))
+
+
+def manifests(root: Path) -> list[dict]:
+    """Every fetch manifest, oldest first."""
+    return [json.loads(p.read_text()) for p in sorted((root / "_manifests").glob("*.json"))]
+
+
+def test_first_fetch_archives_each_file_as_received(tmp_path, folder, real_csv):
+    root = tmp_path / "raw"
+    archive = RawPriceArchiveDataset(filepath=str(root))
+    assert not archive.exists()
+
+    archive.save(csv_request(folder))
+
+    assert archive.exists()
+    for symbol, content in real_csv.items():
+        [stored] = objects(root, symbol)
+        assert stored.read_bytes() == content
+        assert stored.name.endswith("_file.csv")
+        assert Path(f"{stored}.sha256").exists()
+    [manifest] = manifests(root)
+    assert {o["symbol"]: o["status"] for o in manifest["objects"]} == {
+        "AAPL": "new",
+        "MSFT": "new",
+    }
+    assert manifest["failures"] == []
+
+
+def test_load_returns_payloads_with_their_origin(tmp_path, folder, real_csv):
+    archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
+    archive.save(csv_request(folder))
+
+    loaded = archive.load()
+
+    assert loaded["request"]["source"] == "csv"
+    assert sorted(loaded["payloads"]) == ["AAPL", "MSFT"]
+    [payload] = loaded["payloads"]["AAPL"]
+    assert payload.content == real_csv["AAPL"]
+    assert (payload.kind, payload.format, payload.origin) == ("file", "csv", "AAPL.csv")
+    assert loaded["failures"] == []
+
+
+def test_unchanged_content_is_not_archived_twice(tmp_path, folder):
+    root = tmp_path / "raw"
+    archive = RawPriceArchiveDataset(filepath=str(root))
+    archive.save(csv_request(folder))
+    first = objects(root, "AAPL")
+
+    archive.save(csv_request(folder))
+
+    assert objects(root, "AAPL") == first
+    assert len(manifests(root)) == 2
+    assert {o["status"] for o in manifests(root)[-1]["objects"]} == {"unchanged"}
+    assert [len(v) for v in archive.load()["payloads"].values()] == [1, 1]
+
+
+def test_changed_content_creates_a_new_object_and_keeps_the_old_one(tmp_path, folder, real_csv):
+    root = tmp_path / "raw"
+    archive = RawPriceArchiveDataset(filepath=str(root))
+    archive.save(csv_request(folder))
+    [old_object] = objects(root, "AAPL")
+    revised = real_csv["AAPL"] + b"2024-01-02,187.15,188.44,183.89,185.64,82488700\n"
+    (folder / "AAPL.csv").write_bytes(revised)
+
+    archive.save(csv_request(folder))
+
+    aapl = objects(root, "AAPL")
+    assert len(aapl) == 2 and aapl[0] == old_object
+    assert old_object.read_bytes() == real_csv["AAPL"]  # never overwritten
+    assert aapl[1].read_bytes() == revised
+    assert len(objects(root, "MSFT")) == 1
+    statuses = {o["symbol"]: o["status"] for o in manifests(root)[-1]["objects"]}
+    assert statuses == {"AAPL": "new", "MSFT": "unchanged"}
+
+    payloads = archive.load()["payloads"]["AAPL"]
+    assert [p.content for p in payloads] == [real_csv["AAPL"], revised]  # oldest first
+    assert payloads[0].fetched_at < payloads[1].fetched_at
+
+
+def test_archived_objects_refuse_to_be_overwritten(tmp_path, folder):
+    root = tmp_path / "raw"
+    RawPriceArchiveDataset(filepath=str(root)).save(csv_request(folder))
+    [stored] = objects(root, "MSFT")
+    before = stored.read_bytes()
+    fs = RawPriceArchiveDataset(filepath=str(root))._fs
+
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        write_once_bytes(fs, str(stored), b"something else")
+    assert stored.read_bytes() == before
+
+
+def test_load_follows_the_latest_request(tmp_path, folder):
+    archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
+    archive.save(csv_request(folder))
+    archive.save(csv_request(folder, ["MSFT"]))
+
+    assert list(archive.load()["payloads"]) == ["MSFT"]
+
+
+def test_unknown_symbols_and_foreign_files_are_failures_not_errors(tmp_path, folder):
+    (folder / "notes.txt").write_text("not prices")
+    archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
+
+    archive.save(csv_request(folder, ["AAPL", "ZZZZ"]))
+
+    loaded = archive.load()
+    assert list(loaded["payloads"]) == ["AAPL"]
+    reasons = {f.symbol: f.reason for f in loaded["failures"]}
+    assert reasons["notes.txt"] == "not a .csv file; ignored"
+    assert "symbol 'ZZZZ' has no CSV file" in reasons["ZZZZ"]
+
+
+def test_every_requested_symbol_failing_is_an_error_but_still_recorded(tmp_path, folder):
+    root = tmp_path / "raw"
+    archive = RawPriceArchiveDataset(filepath=str(root))
+
+    with pytest.raises(DatasetError, match="every requested symbol failed .*YYYY.*ZZZZ"):
+        archive.save(csv_request(folder, ["YYYY", "ZZZZ"]))
+
+    assert [f["symbol"] for f in manifests(root)[0]["failures"]] == ["YYYY", "ZZZZ"]
+
+
+def test_missing_source_folder_is_an_error(tmp_path):
+    archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
+    with pytest.raises(DatasetError, match="does not exist"):
+        archive.save(csv_request(tmp_path / "nowhere"))
+
+
+def test_load_before_any_fetch_is_an_error(tmp_path):
+    with pytest.raises(DatasetError, match="no fetch has been archived"):
+        RawPriceArchiveDataset(filepath=str(tmp_path / "raw")).load()
+
+
+def test_bundled_snapshot_on_an_fsspec_filesystem(real_csv):
+    archive = RawPriceArchiveDataset(filepath=f"memory://archive-{uuid.uuid4().hex}")
+    archive.save({"source": "bundled", "symbols": ["MSFT"], "settings": {}})
+    archive.save({"source": "bundled", "symbols": ["MSFT"], "settings": {}})
+
+    [payload] = archive.load()["payloads"]["MSFT"]
+
+    assert payload.content == real_csv["MSFT"]
+    assert payload.origin == "snapshot/mag7/MSFT.csv"

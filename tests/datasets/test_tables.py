@@ -1,0 +1,198 @@
+"""AtomicDataset (never a half-written file) and AppendOnlyParquetDataset (never a lost row)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from kedro.io.core import AbstractDataset, DatasetError
+
+from stock_mlops.core import columns as C
+from stock_mlops.datasets import AppendOnlyParquetDataset, AtomicDataset
+from stock_mlops.pipelines.data_ingestion.parsers import parse_payload
+from stock_mlops.sources.files import BundledSource
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    """Real MSFT bars (bundled snapshot) in the ``prices`` layout."""
+    return parse_payload(BundledSource().fetch("MSFT")).assign(symbol="MSFT")[C.PRICE_COLUMNS]
+
+
+class HalfWritingDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """Writes half of a CSV, then fails: a crash in the middle of a save."""
+
+    def __init__(self, *, filepath: str) -> None:
+        self._filepath = filepath
+
+    def load(self) -> pd.DataFrame:
+        return pd.read_csv(self._filepath)
+
+    def save(self, data: pd.DataFrame) -> None:
+        text = data.to_csv(index=False)
+        Path(self._filepath).write_text(text[: len(text) // 2])
+        raise OSError("disk full")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath}
+
+
+def siblings(path: Path) -> list[str]:
+    """Other files next to ``path`` (a leftover temporary file would show here)."""
+    return sorted(p.name for p in path.parent.iterdir() if p != path)
+
+
+# ---------------------------------------------------------------------------- AtomicDataset
+@pytest.mark.parametrize(
+    "dataset",
+    ["pandas.ParquetDataset", {"type": "pandas.CSVDataset", "save_args": {"index": False}}],
+)
+def test_atomic_dataset_round_trip_leaves_no_temporary_file(tmp_path, bars, dataset):
+    suffix = "parquet" if dataset == "pandas.ParquetDataset" else "csv"
+    target = tmp_path / "03_primary" / f"prices.{suffix}"
+    table = AtomicDataset(dataset=dataset, filepath=str(target))
+    assert not table.exists()
+
+    table.save(bars)
+
+    assert table.exists()
+    loaded = table.load()
+    if suffix == "csv":
+        loaded["date"] = pd.to_datetime(loaded["date"])
+    pd.testing.assert_frame_equal(loaded, bars, check_dtype=False)
+    assert siblings(target) == []
+
+
+def test_atomic_dataset_replaces_the_file_on_a_successful_save(tmp_path, bars):
+    target = tmp_path / "prices.parquet"
+    table = AtomicDataset(dataset="pandas.ParquetDataset", filepath=str(target))
+    table.save(bars)
+
+    table.save(bars.iloc[:10])
+
+    pd.testing.assert_frame_equal(table.load(), bars.iloc[:10])
+
+
+def test_atomic_dataset_keeps_the_old_file_when_the_inner_save_raises(tmp_path, bars):
+    target = tmp_path / "prices.parquet"
+    table = AtomicDataset(dataset="pandas.ParquetDataset", filepath=str(target))
+    table.save(bars)
+    before = target.read_bytes()
+    unwritable = bars.assign(volume=[1, "many"] * (len(bars) // 2))  # pyarrow refuses it
+
+    with pytest.raises(DatasetError):
+        table.save(unwritable)
+
+    assert target.read_bytes() == before
+    assert siblings(target) == []
+
+
+def test_atomic_dataset_keeps_the_old_file_when_a_save_dies_half_way(tmp_path, bars):
+    target = tmp_path / "report.csv"
+    target.write_text(bars.iloc[:5].to_csv(index=False))
+    before = target.read_bytes()
+    table = AtomicDataset(dataset={"type": HalfWritingDataset}, filepath=str(target))
+
+    with pytest.raises(DatasetError, match="disk full"):
+        table.save(bars)
+
+    assert target.read_bytes() == before
+    assert siblings(target) == []
+
+
+# ----------------------------------------------------------------- AppendOnlyParquetDataset
+def prediction_rows(bars: pd.DataFrame, start: int, stop: int, version: str = "1") -> pd.DataFrame:
+    """Prediction-log rows for MSFT feature dates ``bars[start:stop]`` (naive: last close)."""
+    window = bars.iloc[start:stop]
+    return pd.DataFrame(
+        {
+            "team": "red",
+            C.SYMBOL: "MSFT",
+            C.TARGET_DATE: window[C.DATE].dt.strftime("%Y-%m-%d").to_numpy(),
+            "model_version": version,
+            "prediction": window[C.CLOSE].to_numpy(),
+        }
+    )
+
+
+KEY = ["team", C.SYMBOL, C.TARGET_DATE, "model_version"]
+
+
+def test_append_only_log_appends_only_new_keys(tmp_path, bars):
+    log = AppendOnlyParquetDataset(filepath=str(tmp_path / "predictions.parquet"), key_columns=KEY)
+    log.save(prediction_rows(bars, 0, 10))
+
+    revised = prediction_rows(bars, 5, 15).assign(prediction=-1.0)
+    log.save(revised)
+
+    stored = log.load()
+    assert log.last_appended == 5
+    assert len(stored) == 15
+    assert not stored.duplicated(KEY).any()
+    # Rows already logged were neither replaced nor duplicated.
+    pd.testing.assert_frame_equal(stored.iloc[:10], prediction_rows(bars, 0, 10))
+    pd.testing.assert_frame_equal(
+        stored.iloc[10:].reset_index(drop=True), revised.iloc[5:].reset_index(drop=True)
+    )
+
+
+def test_append_only_log_rerun_is_a_no_op(tmp_path, bars):
+    target = tmp_path / "predictions.parquet"
+    log = AppendOnlyParquetDataset(filepath=str(target), key_columns=KEY)
+    log.save(prediction_rows(bars, 0, 10))
+    before = target.read_bytes()
+
+    log.save(prediction_rows(bars, 0, 10))
+
+    assert log.last_appended == 0
+    assert target.read_bytes() == before
+
+
+def test_append_only_log_keeps_versions_apart(tmp_path, bars):
+    log = AppendOnlyParquetDataset(filepath=str(tmp_path / "p.parquet"), key_columns=KEY)
+    log.save(prediction_rows(bars, 0, 10, version="1"))
+    log.save(prediction_rows(bars, 0, 10, version="2"))
+
+    assert log.load().groupby("model_version").size().to_dict() == {"1": 10, "2": 10}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda rows: rows.assign(extra=1.0),
+        lambda rows: rows.drop(columns=["prediction"]),
+        lambda rows: rows[list(reversed(rows.columns))],
+    ],
+    ids=["extra column", "missing column", "reordered columns"],
+)
+def test_append_only_log_rejects_a_column_mismatch(tmp_path, bars, change):
+    target = tmp_path / "predictions.parquet"
+    log = AppendOnlyParquetDataset(filepath=str(target), key_columns=KEY)
+    log.save(prediction_rows(bars, 0, 10))
+    before = target.read_bytes()
+
+    with pytest.raises(DatasetError, match="differ from the log"):
+        log.save(change(prediction_rows(bars, 10, 20)))
+
+    assert target.read_bytes() == before
+
+
+def test_append_only_log_rejects_bad_batches(tmp_path, bars):
+    log = AppendOnlyParquetDataset(filepath=str(tmp_path / "p.parquet"), key_columns=KEY)
+    rows = prediction_rows(bars, 0, 10)
+
+    with pytest.raises(DatasetError, match="repeat a key"):
+        log.save(pd.concat([rows, rows.iloc[[3]]]))
+    with pytest.raises(DatasetError, match="lack key columns \\['model_version'\\]"):
+        log.save(rows.drop(columns=["model_version"]))
+    assert not log.exists()
+
+
+def test_append_only_log_needs_a_key_and_an_existing_file(tmp_path):
+    with pytest.raises(DatasetError, match="at least one key column"):
+        AppendOnlyParquetDataset(filepath=str(tmp_path / "p.parquet"), key_columns=[])
+    log = AppendOnlyParquetDataset(filepath=str(tmp_path / "p.parquet"), key_columns=KEY)
+    with pytest.raises(DatasetError, match="does not exist yet"):
+        log.load()

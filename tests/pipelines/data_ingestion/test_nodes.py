@@ -1,0 +1,292 @@
+"""Nodes of data_ingestion: the request built from parameters, and clean_prices on real payloads."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import FIXTURES, raw_batch
+
+from stock_mlops.core import columns as C
+from stock_mlops.core.params import ParameterError
+from stock_mlops.pipelines.data_ingestion.nodes import (
+    REPORT_COLUMNS,
+    NoValidDataError,
+    build_price_request,
+    clean_prices,
+)
+from stock_mlops.sources.base import FetchFailure, FetchKind, RawPayload
+from stock_mlops.sources.files import BundledSource
+
+AV_DIR = FIXTURES / "prices" / "alphavantage_daily_adjusted"
+AV_JSON = FIXTURES / "alphavantage" / "AAPL_TIME_SERIES_DAILY_ADJUSTED_compact_2023-03-24.json"
+
+
+def payload(
+    symbol: str,
+    content: bytes,
+    *,
+    fmt: str = "csv",
+    kind: FetchKind = "file",
+    origin: str | None = None,
+) -> RawPayload:
+    """A payload as the raw-price archive would load it (origin defaults to ``<SYMBOL>.csv``)."""
+    return RawPayload(
+        symbol=symbol,
+        source="csv",
+        format=fmt,
+        content=content,
+        fetched_at=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+        kind=kind,
+        origin=origin or f"{symbol}.csv",
+    )
+
+
+def batch(
+    payloads: dict[str, list[RawPayload]], failures: tuple[FetchFailure, ...] | list = ()
+) -> dict:
+    """The dict ``clean_prices`` receives as ``raw_prices`` for a ``csv`` fetch."""
+    return {
+        "request": {"source": "csv", "symbols": sorted(payloads), "settings": {}},
+        "fetched_at": "20240102T000000000000Z",
+        "payloads": payloads,
+        "failures": list(failures),
+    }
+
+
+def edit_csv(content: bytes, row: int, column: int, value: str) -> bytes:
+    """The CSV with one cell replaced (row 0 is the first data row)."""
+    header, *rows = content.decode().splitlines()
+    cells = rows[row].split(",")
+    cells[column] = value
+    rows[row] = ",".join(cells)
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def snapshot() -> dict[str, bytes]:
+    """Real CSV bytes of three bundled symbols."""
+    source = BundledSource()
+    return {s: source.fetch(s).content for s in ("AAPL", "MSFT", "NVDA")}
+
+
+def report_row(report: pd.DataFrame, symbol: str) -> pd.Series:
+    """The single report row of ``symbol``."""
+    rows = report[report[C.SYMBOL] == symbol]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+# ------------------------------------------------------------------------ build_price_request
+def test_build_price_request_defaults_to_the_bundled_snapshot():
+    assert build_price_request({}) == {"source": "bundled", "symbols": [], "settings": {}}
+
+
+def test_build_price_request_for_a_csv_folder_normalises_symbols(tmp_path):
+    request = build_price_request(
+        {
+            "source": "csv",
+            "csv_dir": str(tmp_path),
+            "csv_symbol_regex": r"DA-(?P<symbol>[A-Z]+)-T-.*\.csv",
+            "symbols": "aapl msft",
+        }
+    )
+    assert request == {
+        "source": "csv",
+        "symbols": ["AAPL", "MSFT"],
+        "settings": {
+            "csv_dir": str(tmp_path),
+            "csv_symbol_regex": r"DA-(?P<symbol>[A-Z]+)-T-.*\.csv",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"source": "csv"}, "needs data_ingestion.csv_dir"),
+        ({"source": "alphavantage"}, "needs data_ingestion.symbols"),
+        ({"source": "yahoo"}, "data_ingestion.source"),
+        ({"symbol": ["AAPL"]}, "data_ingestion.symbol"),
+        ({"symbols": ["AAPL", "aapl"]}, "duplicate symbols"),
+    ],
+)
+def test_build_price_request_rejects_bad_parameters(params, message):
+    with pytest.raises(ParameterError, match=message):
+        build_price_request(params)
+
+
+# ------------------------------------------------------------------------------ clean_prices
+def test_clean_prices_keeps_every_clean_symbol(snapshot):
+    prices, report = clean_prices(raw_batch(), {}, None)
+
+    assert list(prices.columns) == C.PRICE_COLUMNS
+    assert sorted(prices[C.SYMBOL].unique()) == ["AAPL", "MSFT", "NVDA"]
+    assert not prices.duplicated([C.SYMBOL, C.DATE]).any()
+    assert prices.equals(prices.sort_values([C.SYMBOL, C.DATE]).reset_index(drop=True))
+    assert list(report.columns) == REPORT_COLUMNS
+    assert not report["quarantined"].any()
+    for symbol, content in snapshot.items():
+        row = report_row(report, symbol)
+        n_rows = len(content.decode().splitlines()) - 1
+        assert row["rows_in"] == row["rows_kept"] == n_rows
+        assert (row["first_date"], row["last_date"]) == ("2013-01-02", "2023-12-29")
+    # The snapshot is already split-adjusted: values pass through unchanged.
+    first = snapshot["MSFT"].decode().splitlines()[1].split(",")
+    msft = prices[prices[C.SYMBOL] == "MSFT"].iloc[0]
+    assert msft[C.CLOSE] == float(first[4]) and msft[C.VOLUME] == float(first[5])
+
+
+def test_clean_prices_adjusts_alphavantage_bars():
+    content = (AV_DIR / "DA-AAPL-T-2021-04-21.csv").read_bytes()
+    raw = batch({"AAPL": [payload("AAPL", content, fmt="alphavantage-csv")]})
+
+    prices, report = clean_prices(raw, {}, None)
+
+    close = prices.set_index(C.DATE)[C.CLOSE]
+    assert close["2020-08-28"] == pytest.approx(124.405824223)  # adjusted, not 499.23
+    assert 0.85 < close["2020-08-31"] / close["2020-08-28"] < 1.15
+    assert not report_row(report, "AAPL")["quarantined"]
+
+
+def test_clean_prices_reads_alphavantage_json():
+    raw = batch({"AAPL": [payload("AAPL", AV_JSON.read_bytes(), fmt="alphavantage-json")]})
+
+    prices, _ = clean_prices(raw, {}, None)
+
+    assert len(prices) == 100
+    assert prices[C.CLOSE].iloc[-1] == 160.25
+    assert prices[C.VOLUME].iloc[-1] == 59256343
+
+
+def test_a_bad_symbol_is_quarantined_whole_and_the_rest_kept(snapshot):
+    bad = edit_csv(snapshot["NVDA"], 500, 4, "-3.5")
+    raw = batch(
+        {
+            "AAPL": [payload("AAPL", snapshot["AAPL"])],
+            "NVDA": [payload("NVDA", bad)],
+        }
+    )
+
+    prices, report = clean_prices(raw, {}, None)
+
+    assert set(prices[C.SYMBOL]) == {"AAPL"}
+    row = report_row(report, "NVDA")
+    assert row["quarantined"] and row["rows_kept"] == 0 and row["stage"] == "validate"
+    assert "non-positive close on 2014-12-26" in row["reason"]
+
+
+def test_unrecorded_split_quarantines_the_raw_series():
+    raw_only = pd.read_csv(AV_DIR / "DA-AAPL-T-2021-04-21.csv")
+    raw_only = raw_only[raw_only["timestamp"] >= "2019-01-01"]
+    content = raw_only.drop(columns=["adjusted_close", "split_coefficient"]).to_csv(index=False)
+    msft = (AV_DIR / "DA-MSFT-T-2021-04-21.csv").read_bytes()
+    raw = batch({"AAPL": [payload("AAPL", content.encode())], "MSFT": [payload("MSFT", msft)]})
+
+    prices, report = clean_prices(raw, {}, None)
+
+    assert set(prices[C.SYMBOL]) == {"MSFT"}
+    assert "unrecorded split: 2020-08-31" in report_row(report, "AAPL")["reason"]
+
+
+def test_fetch_failures_and_parse_errors_are_reported(snapshot):
+    raw = batch(
+        {
+            "AAPL": [payload("AAPL", snapshot["AAPL"])],
+            "MSFT": [payload("MSFT", b"Date,Open,High,Low,Close\n2020-01-02,1,2,0.5,1.5\n")],
+        },
+        failures=[FetchFailure("ZZZZ", "csv", "symbol 'ZZZZ' has no CSV file in 'in'")],
+    )
+
+    prices, report = clean_prices(raw, {}, None)
+
+    assert set(prices[C.SYMBOL]) == {"AAPL"}
+    fetch = report_row(report, "ZZZZ")
+    assert fetch["stage"] == "fetch" and fetch["quarantined"]
+    parse = report_row(report, "MSFT")
+    assert parse["stage"] == "parse" and parse["quarantined"]
+    assert parse["reason"] == "MSFT (MSFT.csv): missing required column(s) volume"
+
+
+def test_all_symbols_bad_raises_one_error_naming_each(snapshot):
+    raw = batch(
+        {
+            "AAPL": [payload("AAPL", b"")],
+            "MSFT": [payload("MSFT", edit_csv(snapshot["MSFT"], 7, 4, ""))],
+        },
+        failures=[FetchFailure("ZZZZ", "csv", "no CSV file")],
+    )
+
+    with pytest.raises(NoValidDataError) as info:
+        clean_prices(raw, {}, None)
+
+    message = str(info.value)
+    assert "AAPL: AAPL (AAPL.csv): the file is empty" in message
+    assert "MSFT: missing or non-numeric close on 2013-01-11" in message
+    assert "ZZZZ: no CSV file" in message
+
+
+def test_run_date_makes_old_data_stale(snapshot):
+    raw = batch({"AAPL": [payload("AAPL", snapshot["AAPL"])]})
+
+    with pytest.raises(NoValidDataError, match="stale: last bar 2023-12-29"):
+        clean_prices(raw, {}, dt.date(2024, 3, 1))
+    prices, _ = clean_prices(raw, {}, dt.date(2024, 1, 3))
+    assert len(prices) == 2768
+
+
+def test_a_mistyped_future_date_does_not_make_other_symbols_stale(snapshot):
+    typo = snapshot["MSFT"].replace(b"2023-12-29,", b"2099-12-29,")
+    raw = batch({"AAPL": [payload("AAPL", snapshot["AAPL"])], "MSFT": [payload("MSFT", typo)]})
+
+    prices, report = clean_prices(raw, {}, None)
+
+    assert set(prices[C.SYMBOL]) == {"AAPL"}
+    assert "days NYSE was closed: 2099-12-29" in report_row(report, "MSFT")["reason"]
+    assert not report_row(report, "AAPL")["quarantined"]
+
+
+def test_start_date_and_min_rows(snapshot):
+    raw = batch({"AAPL": [payload("AAPL", snapshot["AAPL"])]})
+
+    prices, _ = clean_prices(raw, {"start_date": dt.date(2023, 1, 1)}, None)
+    assert prices[C.DATE].min() == pd.Timestamp("2023-01-03")
+
+    with pytest.raises(NoValidDataError, match="fewer than min_rows=60"):
+        clean_prices(raw, {"start_date": dt.date(2023, 11, 1)}, None)
+
+
+def test_a_corrected_file_supersedes_the_broken_one_archived_before(snapshot):
+    broken = payload("AAPL", b"not,a,price,file\n1,2,3,4\n")
+    fixed = payload("AAPL", snapshot["AAPL"])
+
+    prices, report = clean_prices(batch({"AAPL": [broken, fixed]}), {}, None)
+
+    assert len(prices) == 2768
+    assert not report_row(report, "AAPL")["quarantined"]
+    with pytest.raises(NoValidDataError, match="missing required column"):
+        clean_prices(batch({"AAPL": [fixed, broken]}), {}, None)
+
+
+def test_clean_prices_does_not_modify_its_inputs(snapshot):
+    raw = raw_batch(("MSFT",))
+    params = {"validation": {"min_rows": 10}}
+    before = (dict(raw["payloads"]), dict(params["validation"]))
+
+    clean_prices(raw, params, None)
+
+    assert (dict(raw["payloads"]), dict(params["validation"])) == before
+    assert raw["payloads"]["MSFT"][0].content == snapshot["MSFT"]
+
+
+def test_identical_duplicate_rows_are_merged_and_noted(snapshot):
+    header, *rows = snapshot["AAPL"].decode().splitlines()
+    doubled = "\n".join([header, *rows[:100], rows[99], *rows[100:]]).encode()
+
+    prices, report = clean_prices(batch({"AAPL": [payload("AAPL", doubled)]}), {}, None)
+
+    assert len(prices) == len(rows)
+    assert report_row(report, "AAPL")["notes"] == "1 identical duplicate row(s) merged"
+    assert np.isfinite(prices[C.CLOSE]).all()
