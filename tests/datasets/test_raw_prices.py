@@ -113,9 +113,9 @@ def test_changed_content_creates_a_new_object_and_keeps_the_old_one(tmp_path, fo
     statuses = {o["symbol"]: o["status"] for o in manifests(root)[-1]["objects"]}
     assert statuses == {"AAPL": "new", "MSFT": "unchanged"}
 
+    # A newer complete file supersedes the older one for rebuilding the history.
     payloads = archive.load()["payloads"]["AAPL"]
-    assert [p.content for p in payloads] == [real_csv["AAPL"], revised]  # oldest first
-    assert payloads[0].fetched_at < payloads[1].fetched_at
+    assert [p.content for p in payloads] == [revised]
 
 
 def test_archived_objects_refuse_to_be_overwritten(tmp_path, folder):
@@ -181,3 +181,45 @@ def test_bundled_snapshot_on_an_fsspec_filesystem(real_csv):
 
     assert payload.content == real_csv["MSFT"]
     assert payload.origin == "snapshot/mag7/MSFT.csv"
+
+
+class _RecordingSource:
+    """Stands in for an API source: serves real bundled bytes and records what was asked."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.asked: list[bool] = []
+        self._snapshot = BundledSource()
+
+    def list_symbols(self) -> None:
+        return None
+
+    def fetch(self, symbol: str, *, full: bool):
+        import dataclasses
+        import datetime as dt
+
+        self.asked.append(full)
+        payload = self._snapshot.fetch(symbol)
+        # A new fetch time and kind each call, like a real API response.
+        return dataclasses.replace(
+            payload,
+            source=self.name,
+            fetched_at=dt.datetime.now(dt.UTC),
+            kind="full" if full else "compact",
+        )
+
+
+@pytest.mark.parametrize(("source", "second_full"), [("alphavantage", False), ("alpaca", True)])
+def test_full_fetch_first_then_compact_except_for_alpaca(
+    tmp_path, monkeypatch, source, second_full
+):
+    recorder = _RecordingSource(source)
+    monkeypatch.setattr(
+        "stock_mlops.datasets.raw_prices.make_source", lambda request, calls_used_today=0: recorder
+    )
+    dataset = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
+    request = {"source": source, "symbols": ["AAPL"], "settings": {}}
+    dataset.save(request)
+    dataset.save(request)
+    # Alpaca's bars are adjusted without an adjusted close: windows cannot be stitched.
+    assert recorder.asked == [True, second_full]

@@ -196,3 +196,28 @@ def test_append_only_log_needs_a_key_and_an_existing_file(tmp_path):
     log = AppendOnlyParquetDataset(filepath=str(tmp_path / "p.parquet"), key_columns=KEY)
     with pytest.raises(DatasetError, match="does not exist yet"):
         log.load()
+
+
+def test_a_date_key_given_as_text_matches_the_stored_timestamp(tmp_path):
+    from stock_mlops.datasets.tables import AppendOnlyParquetDataset
+
+    dataset = AppendOnlyParquetDataset(
+        filepath=str(tmp_path / "log.parquet"), key_columns=["symbol", "target_date"]
+    )
+    dataset.save(
+        pd.DataFrame({"symbol": ["AAPL"], "target_date": [pd.Timestamp("2024-01-02")], "x": [1.0]})
+    )
+    dataset.save(pd.DataFrame({"symbol": ["AAPL"], "target_date": ["2024-01-02"], "x": [2.0]}))
+    log = dataset.load()
+    assert len(log) == 1 and log["x"].iloc[0] == 1.0
+
+
+def test_new_rows_keep_the_logs_date_type(tmp_path):
+    from stock_mlops.datasets.tables import AppendOnlyParquetDataset
+
+    dataset = AppendOnlyParquetDataset(filepath=str(tmp_path / "log.parquet"), key_columns=["d"])
+    dataset.save(pd.DataFrame({"d": [pd.Timestamp("2024-01-02")]}))
+    dataset.save(pd.DataFrame({"d": ["2024-01-03"]}))
+    log = dataset.load()
+    assert pd.api.types.is_datetime64_any_dtype(log["d"])
+    assert list(log["d"]) == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pandas as pd
 
 _FIRST = "1990-01-02"
@@ -39,15 +40,33 @@ def next_session(date: pd.Timestamp) -> pd.Timestamp:
     return upcoming[0]
 
 
+def next_sessions_array(dates: np.ndarray) -> np.ndarray:
+    """The first NYSE session strictly after each date (``datetime64[ns]``; NaT stays NaT).
+
+    One calendar lookup per distinct day, not per row: millions of rows cost a few milliseconds.
+    """
+    dates = np.asarray(dates, dtype="datetime64[ns]")
+    result = np.full(dates.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    valid = ~np.isnat(dates)
+    if not valid.any():
+        return result
+    days = dates[valid].astype("datetime64[D]").astype(np.int64)
+    first = int(days.min())
+    span = np.arange(first, int(days.max()) + 1).astype("datetime64[D]")
+    sessions = sessions_between(
+        pd.Timestamp(span[0]), pd.Timestamp(span[-1]) + pd.Timedelta(days=15)
+    ).to_numpy(dtype="datetime64[D]")
+    following = sessions[np.searchsorted(sessions, span, side="right")]
+    result[valid] = following[days - first].astype("datetime64[ns]")
+    return result
+
+
 def next_sessions(dates: pd.Series) -> pd.Series:
     """Vectorised :func:`next_session` for a Series of dates (NaT stays NaT)."""
-    unique = pd.to_datetime(dates.dropna().unique())
-    if len(unique) == 0:
-        return pd.Series(pd.NaT, index=dates.index, dtype="datetime64[ns]")
-    sessions = sessions_between(unique.min(), unique.max() + pd.Timedelta(days=15))
-    positions = sessions.searchsorted(unique, side="right")
-    mapping = dict(zip(unique, sessions[positions], strict=True))
-    return pd.to_datetime(dates.map(mapping))
+    return pd.Series(
+        next_sessions_array(pd.to_datetime(dates).to_numpy(dtype="datetime64[ns]")),
+        index=dates.index,
+    )
 
 
 def is_session(date: pd.Timestamp) -> bool:

@@ -17,7 +17,20 @@ def implied_close(target: str, prediction: pd.Series, last_close: pd.Series) -> 
     return pd.Series(np.nan, index=prediction.index)
 
 
+# Labels indexed by code: 0 down, 1 flat, 2 up, 3 no value.
+_LABELS = np.array([C.DOWN, C.FLAT, C.UP, np.nan], dtype=object)
+
+
+def direction_labels(returns: np.ndarray, band: float) -> np.ndarray:
+    """up / down / flat for returns outside / inside ``[-band, band]``; NaN stays NaN."""
+    returns = np.asarray(returns, dtype=float)
+    with np.errstate(invalid="ignore"):
+        codes = (returns > band).astype(np.int8) + 1
+        codes -= (returns < -band).astype(np.int8)
+    codes[np.isnan(returns)] = 3
+    return _LABELS[codes]
+
+
 def direction(returns: pd.Series, band: float) -> pd.Series:
-    """up / down / flat for returns outside / inside ``[-band, band]`` (NaN stays NaN)."""
-    labels = np.select([returns > band, returns < -band], [C.UP, C.DOWN], C.FLAT)
-    return pd.Series(labels, index=returns.index, dtype=object).where(returns.notna())
+    """:func:`direction_labels` for a Series, keeping its index."""
+    return pd.Series(direction_labels(returns.to_numpy(dtype=float), band), index=returns.index)

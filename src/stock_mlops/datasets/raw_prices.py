@@ -1,8 +1,9 @@
 """The raw price archive: every response or file kept as received, immutable, one object per fetch.
 
 Saving a :class:`~stock_mlops.sources.PriceRequest` performs the fetch (this dataset is the only
-place where ingestion touches a network or a source folder); loading returns every archived object
-of the requested symbols, oldest first, so the primary layer can always be rebuilt from the raw one.
+place where ingestion touches a network or a source folder); loading returns, per requested
+symbol, the newest complete object (a full fetch or a file) and the compact windows fetched after
+it, oldest first, so the primary layer can always be rebuilt from the raw one.
 
 Layout under ``filepath``::
 
@@ -136,6 +137,10 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
 
     def _needs_full_fetch(self, request: PriceRequest, symbol: str, now: dt.datetime) -> bool:
         """Full history on the first fetch, or when the compact window no longer overlaps."""
+        if request.source == "alpaca":
+            # Alpaca's bars come adjusted (adjustment=all) without an adjusted-close column, so a
+            # window fetched after a new split or dividend cannot be stitched onto older bars.
+            return True
         previous = [o for o in self._objects(request.source, symbol) if o["kind"] != "compact"]
         if not previous:
             return True
@@ -176,6 +181,10 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         payloads: dict[str, list[RawPayload]] = {}
         for symbol in symbols:
             objects = [o for o in self._objects(request.source, symbol) if o["fetched_at"] <= as_of]
+            # The newest complete object (full fetch or file) holds the whole state up to its
+            # date: older objects stay archived but are not needed to rebuild the history.
+            complete = [i for i, o in enumerate(objects) if o["kind"] != "compact"]
+            objects = objects[complete[-1] :] if complete else objects
             if objects:
                 payloads[symbol] = [self._read(request.source, symbol, o, origins) for o in objects]
         return {

@@ -83,6 +83,24 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         return {"filepath": self._filepath, "dataset": self._dataset_class.__name__}
 
 
+def _comparable_keys(
+    existing: pd.DataFrame, incoming: pd.DataFrame
+) -> tuple[pd.MultiIndex, pd.MultiIndex]:
+    """Keys of both frames in one representation, so that a date read back from Parquet as a
+    Timestamp equals the same date given as text."""
+    left, right = existing.copy(), incoming.copy()
+    for column in left.columns:
+        if pd.api.types.is_datetime64_any_dtype(
+            left[column]
+        ) or pd.api.types.is_datetime64_any_dtype(right[column]):
+            left[column] = pd.to_datetime(left[column]).dt.tz_localize(None)
+            right[column] = pd.to_datetime(right[column]).dt.tz_localize(None)
+    return (
+        pd.MultiIndex.from_frame(left.astype(str)),
+        pd.MultiIndex.from_frame(right.astype(str)),
+    )
+
+
 def log_artifact_from_memory(data: Any, artifact_file: str) -> None:
     """Logs a table, a document or a text to the active MLflow run (no-op without a run)."""
     import mlflow  # noqa: PLC0415
@@ -145,8 +163,7 @@ class AppendOnlyParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 f"columns of new rows {list(data.columns)} differ from the log "
                 f"'{self._filepath}' {list(existing.columns)}"
             )
-        known = pd.MultiIndex.from_frame(existing[self._key].astype(str))
-        incoming = pd.MultiIndex.from_frame(data[self._key].astype(str))
+        known, incoming = _comparable_keys(existing[self._key], data[self._key])
         fresh = data[~incoming.isin(known)]
         self.last_appended = len(fresh)
         logger.info(
@@ -157,6 +174,10 @@ class AppendOnlyParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         )
         if fresh.empty and self._fs.exists(self._path):
             return
+        for column in existing.columns:
+            # Keep the log's column types: a date arriving as text is stored as a date.
+            if pd.api.types.is_datetime64_any_dtype(existing[column]):
+                fresh = fresh.assign(**{column: pd.to_datetime(fresh[column])})
         combined = pd.concat([existing, fresh], ignore_index=True) if len(existing) else fresh
         buffer = io.BytesIO()
         combined.to_parquet(buffer, index=False)

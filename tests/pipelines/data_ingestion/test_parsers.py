@@ -242,3 +242,22 @@ def test_invalid_json_names_object():
 def test_unknown_format_is_refused(yahoo_bytes):
     with pytest.raises(ParseError, match="unknown payload format 'xlsx'"):
         parse_payload(payload(yahoo_bytes, "xlsx"))
+
+
+@pytest.mark.parametrize(
+    ("fixture", "series"),
+    [
+        ("MSFT_TIME_SERIES_MONTHLY_ADJUSTED_2025-05-30.json", "Monthly Adjusted Time Series"),
+        ("MSFT_TIME_SERIES_INTRADAY_1min_compact_mock_2017-12-18.json", "Time Series (1min)"),
+    ],
+)
+def test_non_daily_alphavantage_series_are_rejected_by_name(fixture, series):
+    content = (FIXTURES / "alphavantage" / fixture).read_bytes()
+    with pytest.raises(ParseError, match=r"is not a daily series") as error:
+        parse_payload(payload(content, fmt="alphavantage-json", symbol="MSFT"))
+    assert series in str(error.value)
+
+
+def test_a_json_series_where_csv_was_expected_is_named():
+    with pytest.raises(ParseError, match="JSON time series where a CSV file was expected"):
+        parse_payload(payload(AV_JSON.read_bytes(), fmt="csv"))

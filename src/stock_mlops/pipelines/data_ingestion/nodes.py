@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 REPORT_COLUMNS = [
     C.SYMBOL,
     "source",
+    "origin",
     "stage",
     "rows_in",
     "rows_kept",
@@ -78,15 +79,18 @@ def clean_prices(
         run_date: The as-of date for the staleness check; None means the newest bar of any symbol.
 
     Returns:
-        ``prices`` (long, adjusted) and ``data_quality_report`` (one row per symbol or file).
+        ``prices`` (long, adjusted) and ``data_quality_report`` (one row per symbol or file,
+        with the file or response it came from).
 
     Raises:
         NoValidDataError: When no symbol passes.
     """
     params = DataIngestionParams.parse(ingestion, "data_ingestion")
     source = raw_prices["request"]["source"]
+    archived = set(raw_prices["payloads"])
     report: list[dict[str, Any]] = [
-        _failure_row(failure) for failure in raw_prices.get("failures", [])
+        _failure_row(failure, has_history=failure.symbol in archived)
+        for failure in raw_prices.get("failures", [])
     ]
 
     merged: dict[str, pd.DataFrame] = {}
@@ -105,6 +109,9 @@ def clean_prices(
             kept.append(clean.assign(**{C.SYMBOL: symbol}))
 
     quality = pd.DataFrame(report, columns=REPORT_COLUMNS)
+    # Which file or response each row is about (file names can differ from symbols).
+    origins = {symbol: payloads[-1].origin for symbol, payloads in raw_prices["payloads"].items()}
+    quality["origin"] = quality[C.SYMBOL].map(origins)
     for row in quality[quality["quarantined"]].itertuples():
         logger.warning("quarantined %s (%s): %s", row.symbol, row.stage, row.reason)
     if not kept:
@@ -203,5 +210,10 @@ def _row(
     }
 
 
-def _failure_row(failure: FetchFailure) -> dict[str, Any]:
+def _failure_row(failure: FetchFailure, has_history: bool) -> dict[str, Any]:
+    if has_history:
+        # The refresh failed but the archive still holds the symbol's history: not quarantined,
+        # the validate row decides; the failure is reported as a note.
+        note = f"refresh failed, archived history used: {failure.reason}"
+        return _row(failure.symbol, failure.source, "fetch", 0, notes=note)
     return _row(failure.symbol, failure.source, "fetch", 0, reason=failure.reason)

@@ -13,6 +13,7 @@ import re
 
 import pandas as pd
 
+from stock_mlops.sources.alphavantage import alphavantage_error
 from stock_mlops.sources.base import RawPayload
 
 REQUIRED = ["date", "open", "high", "low", "close", "volume"]
@@ -31,7 +32,8 @@ _CSV_ALIASES = {
 }
 # AlphaVantage JSON keys are numbered ("5. volume" or "6. volume"): map by the name, not the number.
 _AV_FIELD = re.compile(r"^\s*\d+[a-z]?\.\s*(?P<name>.+?)\s*$")
-_AV_ERROR_KEYS = ("Error Message", "Information", "Note")
+# Only daily bars are prices here: an intraday, weekly or monthly series is a wrong request.
+_DAILY_SERIES = "Time Series (Daily)"
 
 
 class ParseError(ValueError):
@@ -70,7 +72,15 @@ def _parse_csv(content: bytes, where: str) -> pd.DataFrame:
     if text.lstrip().startswith("{"):
         _raise_alphavantage_error(_load_json(text, where), where)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True)
+        header = pd.read_csv(io.StringIO(text), nrows=0).columns
+        # Numbers are parsed natively (round-trip exact); the date column stays text so that a
+        # date such as 20230102 is never read as an integer.
+        frame = pd.read_csv(
+            io.StringIO(text),
+            skipinitialspace=True,
+            float_precision="round_trip",
+            dtype={name: str for name in header if _canonical_header(name) == "date"},
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ParseError(f"{where}: not a readable CSV file ({exc})") from None
     frame.columns = [_canonical_header(c) for c in frame.columns]
@@ -86,9 +96,14 @@ def _canonical_header(name: str) -> str:
 
 def _parse_alphavantage_json(content: bytes, where: str) -> pd.DataFrame:
     body = _load_json(_decode(content, where), where)
-    series_key = next((k for k in body if k.startswith("Time Series")), None)
+    series_key = next((k for k in body if "Time Series" in k), None)
     if series_key is None:
         _raise_alphavantage_error(body, where)
+    if series_key != _DAILY_SERIES:
+        raise ParseError(
+            f"{where}: '{series_key}' is not a daily series; request TIME_SERIES_DAILY or "
+            "TIME_SERIES_DAILY_ADJUSTED"
+        )
     rows = []
     for day, values in body[series_key].items():
         row = {"date": day}
@@ -102,18 +117,10 @@ def _parse_alphavantage_json(content: bytes, where: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def alphavantage_error(body: dict) -> str | None:
-    """The service's own message when an HTTP-200 body is an error, else None."""
-    for key in _AV_ERROR_KEYS:
-        if key in body:
-            return f"{key}: {body[key]}"
-    if not any(k.startswith("Time Series") for k in body):
-        return f"no 'Time Series' key in the response (keys: {sorted(body)[:5]})"
-    return None
-
-
 def _raise_alphavantage_error(body: dict, where: str) -> None:
-    message = alphavantage_error(body) if isinstance(body, dict) else "not a JSON object"
+    message = alphavantage_error(body)
+    if message is None:  # a valid series, but not what this payload should hold
+        raise ParseError(f"{where}: a JSON time series where a CSV file was expected")
     raise ParseError(f"{where}: AlphaVantage returned an error: {message}")
 
 
@@ -139,14 +146,24 @@ def _typed(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         raise ParseError(f"{where}: missing required column(s) {', '.join(missing)}")
     columns = REQUIRED + [c for c in OPTIONAL if c in frame.columns]
     out = frame[columns].copy()
-    out["date"] = (
-        pd.to_datetime(out["date"], errors="coerce", format="mixed")
-        .dt.tz_localize(None)
-        .dt.normalize()
-    )
+    out["date"] = _dates(out["date"])
     for name in columns[1:]:
-        out[name] = pd.to_numeric(out[name], errors="coerce")
+        column = out[name]
+        # Text left in a numeric column (a typo, "null") becomes NaN and is reported by validation.
+        out[name] = (
+            column.astype(float)
+            if pd.api.types.is_numeric_dtype(column)
+            else pd.to_numeric(column, errors="coerce")
+        )
     return out.sort_values("date", kind="stable", na_position="first").reset_index(drop=True)
+
+
+def _dates(text: pd.Series) -> pd.Series:
+    """ISO dates (the fast, common case), else any format pandas can read; NaT when none."""
+    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    if (parsed.isna() & text.notna()).any():
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    return parsed.dt.tz_localize(None).dt.normalize()
 
 
 def _decode(content: bytes, where: str) -> str:

@@ -52,48 +52,58 @@ def _list(dates: pd.Series) -> str:
 def check_structure(bars: pd.DataFrame, findings: Findings) -> pd.DataFrame:
     """Checks dates, duplicates, prices, OHLC consistency and volume on raw bars.
 
-    Identical duplicate rows are merged (noted); everything else is a fatal finding.
+    Identical duplicate rows are merged (noted); everything else is a fatal finding. The checks
+    run on NumPy arrays; a message (with example dates) is built only for a check that fails.
+
+    Args:
+        bars: One symbol's parsed bars.
+        findings: Collects problems and notes.
 
     Returns:
         The bars with identical duplicates merged (a new frame).
     """
-    bad_dates = bars["date"].isna()
+    bad_dates = bars["date"].isna().to_numpy()
     if bad_dates.any():
         findings.fail(f"{int(bad_dates.sum())} row(s) with an unparseable date")
-    bars = bars[~bad_dates]
+        bars = bars[~bad_dates]
 
-    identical = bars.duplicated(keep="first")
-    if identical.any():
-        findings.note(f"{int(identical.sum())} identical duplicate row(s) merged")
-        bars = bars[~identical]
-    conflicting = bars["date"].duplicated(keep=False)
-    if conflicting.any():
-        dates = bars.loc[conflicting, "date"].drop_duplicates()
-        findings.fail(f"conflicting duplicate bars on {len(dates)} date(s): {_list(dates)}")
+    # Comparing whole rows is costly: do it only when some date repeats.
+    if bars["date"].duplicated().any():
+        identical = bars.duplicated(keep="first")
+        if identical.any():
+            findings.note(f"{int(identical.sum())} identical duplicate row(s) merged")
+            bars = bars[~identical]
+        conflicting = bars["date"].duplicated(keep=False)
+        if conflicting.any():
+            repeated = bars.loc[conflicting, "date"].drop_duplicates()
+            findings.fail(
+                f"conflicting duplicate bars on {len(repeated)} date(s): {_list(repeated)}"
+            )
 
-    for field_name in ("open", "high", "low", "close"):
-        missing = bars[field_name].isna()
-        if missing.any():
-            findings.fail(f"missing or non-numeric {field_name} on {_dates(bars, missing)}")
-        non_positive = bars[field_name] <= 0
-        if non_positive.any():
-            findings.fail(f"non-positive {field_name} on {_dates(bars, non_positive)}")
-
-    body_low = bars[["open", "close"]].min(axis=1)
-    body_high = bars[["open", "close"]].max(axis=1)
-    inconsistent = (
-        (bars["low"] > body_low) | (bars["high"] < body_high) | (bars["low"] > bars["high"])
-    )
-    if inconsistent.any():
-        findings.fail(f"low/high inconsistent with open/close on {_dates(bars, inconsistent)}")
-
-    volume_missing = bars["volume"].isna()
-    if volume_missing.any():
-        findings.fail(f"missing or non-numeric volume on {_dates(bars, volume_missing)}")
-    negative_volume = bars["volume"] < 0
-    if negative_volume.any():
-        findings.fail(f"negative volume on {_dates(bars, negative_volume)}")
+    values = {name: bars[name].to_numpy(dtype=float) for name in (*_PRICES, "volume")}
+    with np.errstate(invalid="ignore"):
+        for name in _PRICES:
+            _fail_where(findings, bars, np.isnan(values[name]), f"missing or non-numeric {name}")
+            _fail_where(findings, bars, values[name] <= 0, f"non-positive {name}")
+        body_low = np.minimum(values["open"], values["close"])
+        body_high = np.maximum(values["open"], values["close"])
+        inconsistent = (
+            (values["low"] > body_low)
+            | (values["high"] < body_high)
+            | (values["low"] > values["high"])
+        )
+        _fail_where(findings, bars, inconsistent, "low/high inconsistent with open/close")
+        _fail_where(findings, bars, np.isnan(values["volume"]), "missing or non-numeric volume")
+        _fail_where(findings, bars, values["volume"] < 0, "negative volume")
     return bars.reset_index(drop=True)
+
+
+_PRICES = ("open", "high", "low", "close")
+
+
+def _fail_where(findings: Findings, bars: pd.DataFrame, mask: np.ndarray, problem: str) -> None:
+    if mask.any():
+        findings.fail(f"{problem} on {_dates(bars, pd.Series(mask, index=bars.index))}")
 
 
 def check_calendar(

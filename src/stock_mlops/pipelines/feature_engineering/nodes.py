@@ -14,16 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_mlops.core import calendar
+from stock_mlops.core import calendar, targets
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import FeatureEngineeringParams
 from stock_mlops.pipelines.feature_engineering.registry import Bars, FeatureGroup, feature_specs
 
 logger = logging.getLogger(__name__)
-
-# Direction labels indexed by code: 0 down, 1 flat, 2 up, 3 no target (same as targets.direction).
-_DIRECTION_LABELS = np.array([C.DOWN, C.FLAT, C.UP, np.nan], dtype=object)
-_NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -139,25 +135,6 @@ def _indicator_block(
     return block[:, :filled], rows
 
 
-def _next_sessions(dates: np.ndarray) -> np.ndarray:
-    """The first NYSE session strictly after each date (as ``calendar.next_sessions``), with
-    one calendar lookup per distinct calendar day instead of one per row."""
-    if len(dates) == 0:
-        return dates.copy()
-    days = dates.view(np.int64) // _NS_PER_DAY
-    first = days.min()
-    present = np.zeros(days.max() - first + 1, dtype=bool)
-    present[days - first] = True
-    unique_days = np.flatnonzero(present) + first
-    unique_dates = (unique_days * _NS_PER_DAY).astype("datetime64[ns]")
-    sessions = calendar.sessions_between(
-        pd.Timestamp(unique_dates[0]), pd.Timestamp(unique_dates[-1]) + pd.Timedelta(days=15)
-    ).to_numpy(dtype="datetime64[ns]")
-    lookup = np.empty(len(present), dtype="datetime64[ns]")
-    lookup[unique_days - first] = sessions[np.searchsorted(sessions, unique_dates, side="right")]
-    return lookup[days - first]
-
-
 def _targets(
     panel: _Panel, rows: np.ndarray, direction_band: float, out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +147,7 @@ def _targets(
         ``target_date`` (datetime64[ns]) and the direction labels (object).
     """
     close = panel.frame[C.CLOSE].to_numpy(dtype=np.float64)
-    target_date = _next_sessions(panel.dates[rows])
+    target_date = calendar.next_sessions_array(panel.dates[rows])
     has_next = np.ones(len(panel.frame), dtype=bool)
     has_next[panel.ends - 1] = False
     following = np.minimum(rows + 1, max(len(panel.frame) - 1, 0))
@@ -180,11 +157,7 @@ def _targets(
     target_close[~consecutive] = np.nan
     np.divide(target_close, close[rows], out=target_return)
     target_return -= 1.0
-    # 0 down, 1 flat, 2 up (NaN compares False: flat), then 3 where there is no target.
-    codes = (target_return > direction_band).view(np.int8) + 1
-    codes -= (target_return < -direction_band).view(np.int8)
-    codes[np.isnan(target_return)] = 3
-    return target_date, _DIRECTION_LABELS[codes]
+    return target_date, targets.direction_labels(target_return, direction_band)
 
 
 def _assemble(
