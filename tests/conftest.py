@@ -3,6 +3,7 @@ and years) and the files under ``tests/fixtures`` (copies of ../shared/data with
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -34,23 +35,28 @@ def training_params() -> dict[str, Any]:
     return {
         "ludwig_config": "unused-in-unit-tests.yaml",
         "scope": "per_symbol",
-        "split": {"train_end": dt.date(2021, 6, 30), "validation_end": dt.date(2022, 6, 30)},
+        "split": dict(TRAINING_SPLIT),
         "random_seed": 1,
     }
 
 
+# A one-epoch Ludwig config: real training, seconds not minutes.
+TINY_LUDWIG_CONFIG = {
+    "input_features": [
+        {"name": "log_return_1d", "type": "number"},
+        {"name": "rsi_14", "type": "number"},
+    ],
+    "output_features": [{"name": "target_return_1d", "type": "number"}],
+    "combiner": {"type": "concat", "output_size": 8},
+    "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
+}
+TRAINING_SPLIT = {"train_end": dt.date(2021, 6, 30), "validation_end": dt.date(2022, 6, 30)}
+
+
 @pytest.fixture
 def tiny_ludwig_config() -> dict[str, Any]:
-    """A one-epoch Ludwig config: real training, seconds not minutes."""
-    return {
-        "input_features": [
-            {"name": "log_return_1d", "type": "number"},
-            {"name": "rsi_14", "type": "number"},
-        ],
-        "output_features": [{"name": "target_return_1d", "type": "number"}],
-        "combiner": {"type": "concat", "output_size": 8},
-        "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
-    }
+    """A fresh copy of the one-epoch config (tests may change it)."""
+    return copy.deepcopy(TINY_LUDWIG_CONFIG)
 
 
 @pytest.fixture(scope="session")
@@ -58,21 +64,8 @@ def tiny_forecaster(small_features):
     """A real per-symbol Ludwig forecaster trained for one epoch (trained once per session)."""
     from stock_mlops.pipelines.training.nodes import train_forecaster, validate_training_config
 
-    params = {
-        "ludwig_config": "tiny.yaml",
-        "split": {"train_end": dt.date(2021, 6, 30), "validation_end": dt.date(2022, 6, 30)},
-        "random_seed": 1,
-    }
-    config = {
-        "input_features": [
-            {"name": "log_return_1d", "type": "number"},
-            {"name": "rsi_14", "type": "number"},
-        ],
-        "output_features": [{"name": "target_return_1d", "type": "number"}],
-        "combiner": {"type": "concat", "output_size": 8},
-        "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
-    }
-    validated = validate_training_config(config, small_features, params)
+    params = {"ludwig_config": "tiny.yaml", "split": dict(TRAINING_SPLIT), "random_seed": 1}
+    validated = validate_training_config(copy.deepcopy(TINY_LUDWIG_CONFIG), small_features, params)
     forecaster, curves, tags = train_forecaster(
         small_features, validated, params, "test", {"git_commit": "abc123"}
     )

@@ -7,16 +7,34 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import talib
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
+from stock_mlops.core import columns as C
 from stock_mlops.sources.files import BundledSource
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT / "tests" / "fixtures"
 SMALL_SYMBOLS = ("AAPL", "MSFT", "NVDA")
+# The feature columns docs/CONTRACT.md promises (default windows).
+CONTRACT_FEATURES = [
+    "rsi_14",
+    "ema_10",
+    "sma_10",
+    "dema_10",
+    "macd_12_26_9",
+    "macd_signal_12_26_9",
+    "macd_hist_12_26_9",
+    "bb_upper_20_2",
+    "bb_middle_20_2",
+    "bb_lower_20_2",
+    "atr_14",
+    "obv",
+    "log_return_1d",
+]
 
 
 def load_conf(name: str, env: str = "base") -> dict[str, Any]:
@@ -102,3 +120,39 @@ def prediction_log(features: pd.DataFrame, date: str) -> pd.DataFrame:
             "predicted_return": 0.01,
         }
     )
+
+
+def talib_expected(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Every default feature of ONE symbol, computed here directly with TA-Lib / NumPy."""
+    o, h, lo, c, v = (bars[k].to_numpy(dtype=float) for k in (*C.OHLC, C.VOLUME))
+    macd = talib.MACD(c, 12, 26, 9)
+    bands = talib.BBANDS(c, 20, 2.0, 2.0, 0)
+    log_return = {lag: np.r_[[np.nan] * lag, np.log(c[lag:] / c[:-lag])] for lag in (1, 5, 20)}
+    mean, std = talib.SMA(v, 20), talib.STDDEV(v, 20, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        volume_zscore = np.where(std > 0, (v - mean) / std, 0.0)  # a constant window: 0
+    volume_zscore[np.isnan(std)] = np.nan
+    dates = pd.DatetimeIndex(bars["date"])
+    return {
+        "rsi_14": talib.RSI(c, 14),
+        "ema_10": talib.EMA(c, 10),
+        "sma_10": talib.SMA(c, 10),
+        "dema_10": talib.DEMA(c, 10),
+        "macd_12_26_9": macd[0],
+        "macd_signal_12_26_9": macd[1],
+        "macd_hist_12_26_9": macd[2],
+        "bb_upper_20_2": bands[0],
+        "bb_middle_20_2": bands[1],
+        "bb_lower_20_2": bands[2],
+        "atr_14": talib.ATR(h, lo, c, 14),
+        "obv": talib.OBV(c, v),
+        "log_return_1d": log_return[1],
+        "log_return_5d": log_return[5],
+        "log_return_20d": log_return[20],
+        "volatility_20": talib.STDDEV(log_return[1], 20, 1.0),
+        "volume_zscore_20": volume_zscore,
+        "close_minus_open": c - o,
+        "day_of_week": dates.dayofweek.to_numpy(dtype=float),
+        "day_of_month": dates.day.to_numpy(dtype=float),
+        "month": dates.month.to_numpy(dtype=float),
+    }

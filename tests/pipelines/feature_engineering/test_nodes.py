@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import talib
+from helpers import talib_expected
 
 from stock_mlops.core import calendar, targets
 from stock_mlops.core import columns as C
@@ -22,42 +23,6 @@ PARAMS = FeatureEngineeringParams()
 NAMES = feature_names(PARAMS.indicators, PARAMS.calendar_features)
 # MACD(12, 26, 9)'s signal line is the last feature to be defined: bar 33 (0-based).
 WARMUP = 33
-
-
-def talib_expected(bars: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Every default feature of ONE symbol, computed here directly with TA-Lib / NumPy."""
-    o, h, lo, c, v = (bars[k].to_numpy(dtype=float) for k in (*C.OHLC, C.VOLUME))
-    macd = talib.MACD(c, 12, 26, 9)
-    bands = talib.BBANDS(c, 20, 2.0, 2.0, 0)
-    log_return = {lag: np.r_[[np.nan] * lag, np.log(c[lag:] / c[:-lag])] for lag in (1, 5, 20)}
-    mean, std = talib.SMA(v, 20), talib.STDDEV(v, 20, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        volume_zscore = np.where(std > 0, (v - mean) / std, 0.0)  # a constant window: 0
-    volume_zscore[np.isnan(std)] = np.nan
-    dates = pd.DatetimeIndex(bars["date"])
-    return {
-        "rsi_14": talib.RSI(c, 14),
-        "ema_10": talib.EMA(c, 10),
-        "sma_10": talib.SMA(c, 10),
-        "dema_10": talib.DEMA(c, 10),
-        "macd_12_26_9": macd[0],
-        "macd_signal_12_26_9": macd[1],
-        "macd_hist_12_26_9": macd[2],
-        "bb_upper_20_2": bands[0],
-        "bb_middle_20_2": bands[1],
-        "bb_lower_20_2": bands[2],
-        "atr_14": talib.ATR(h, lo, c, 14),
-        "obv": talib.OBV(c, v),
-        "log_return_1d": log_return[1],
-        "log_return_5d": log_return[5],
-        "log_return_20d": log_return[20],
-        "volatility_20": talib.STDDEV(log_return[1], 20, 1.0),
-        "volume_zscore_20": volume_zscore,
-        "close_minus_open": c - o,
-        "day_of_week": dates.dayofweek.to_numpy(dtype=float),
-        "day_of_month": dates.day.to_numpy(dtype=float),
-        "month": dates.month.to_numpy(dtype=float),
-    }
 
 
 def by_symbol(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:

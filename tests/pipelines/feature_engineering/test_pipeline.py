@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from helpers import raw_batch, run_slice
+from helpers import CONTRACT_FEATURES, raw_batch, run_slice
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -13,24 +13,7 @@ from stock_mlops.pipelines import data_ingestion, feature_engineering
 from stock_mlops.pipelines.data_ingestion.nodes import clean_prices
 from stock_mlops.pipelines.feature_engineering.nodes import build_features
 
-CONTRACT_COLUMNS = [
-    "rsi_14",
-    "ema_10",
-    "sma_10",
-    "dema_10",
-    "macd_12_26_9",
-    "macd_signal_12_26_9",
-    "macd_hist_12_26_9",
-    "bb_upper_20_2",
-    "bb_middle_20_2",
-    "bb_lower_20_2",
-    "atr_14",
-    "obv",
-    "log_return_1d",
-    "target_close_1d",
-    "target_return_1d",
-    "target_direction_1d",
-]
+CONTRACT_COLUMNS = [*CONTRACT_FEATURES, *C.TARGETS]
 
 
 def test_pipeline_contract():
