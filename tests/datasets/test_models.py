@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import mlflow
 import pandas as pd
 import pytest
 from kedro.io.core import DatasetError, Version
 
-import mlflow
 from stock_mlops.datasets.models import (
     ChampionModelDataset,
     PyfuncModelDataset,

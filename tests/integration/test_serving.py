@@ -8,12 +8,11 @@ import socket
 import subprocess
 import time
 
+import mlflow
 import pandas as pd
 import pytest
 import requests
 from helpers import PROJECT
-
-import mlflow
 
 pytestmark = pytest.mark.slow
 

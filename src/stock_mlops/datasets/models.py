@@ -196,9 +196,8 @@ class ChampionModelDataset(AbstractDataset[dict[str, Any], ModelHandle | None]):
         self.metadata = metadata
 
     def load(self) -> ModelHandle | None:
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
         from mlflow import MlflowClient  # noqa: PLC0415
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
         try:
             version = MlflowClient().get_model_version_by_alias(self._model_name, self._alias)
