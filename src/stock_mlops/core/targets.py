@@ -25,8 +25,9 @@ def direction_labels(returns: np.ndarray, band: float) -> np.ndarray:
     """up / down / flat for returns outside / inside ``[-band, band]``; NaN stays NaN."""
     returns = np.asarray(returns, dtype=float)
     with np.errstate(invalid="ignore"):
-        codes = (returns > band).astype(np.int8) + 1
-        codes -= (returns < -band).astype(np.int8)
+        # Booleans viewed as 0/1 bytes: no intermediate copies on millions of rows.
+        codes = (returns > band).view(np.int8) + 1
+        codes -= (returns < -band).view(np.int8)
     codes[np.isnan(returns)] = 3
     return _LABELS[codes]
 
