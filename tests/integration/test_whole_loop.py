@@ -60,3 +60,17 @@ def test_trading_rerun_submits_nothing_new(loop_run, tracking):
     orders = pd.read_parquet(loop_run.root / "07_model_output/orders.parquet")
     rerun = orders[orders["run_id"] == orders["run_id"].iloc[-1]]
     assert not (rerun["status"] == "approved").any()
+
+
+def test_a_ludwig_config_that_does_not_parse_names_the_file(loop_run, tracking, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("input_features:\n  - {name: rsi_14, type: number\noutput_features: [\n")
+    models = loop_run.root / "06_models/forecaster"
+    versions_before = sorted(p.name for p in models.iterdir())
+    metrics_before = (loop_run.root / "08_reporting/evaluation_metrics.json").read_bytes()
+    with pytest.raises(Exception) as failure:
+        loop_run.run("training", training={"ludwig_config": str(broken)})
+    assert str(broken) in str(failure.value)
+    # Nothing already stored was replaced by the failed run.
+    assert sorted(p.name for p in models.iterdir()) == versions_before
+    assert (loop_run.root / "08_reporting/evaluation_metrics.json").read_bytes() == metrics_before
