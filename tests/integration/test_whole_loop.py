@@ -74,3 +74,18 @@ def test_a_ludwig_config_that_does_not_parse_names_the_file(loop_run, tracking, 
     # Nothing already stored was replaced by the failed run.
     assert sorted(p.name for p in models.iterdir()) == versions_before
     assert (loop_run.root / "08_reporting/evaluation_metrics.json").read_bytes() == metrics_before
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "output"),
+    [
+        ("training", "08_reporting/evaluation_metrics.json"),
+        ("backtest", "08_reporting/backtest_metrics.json"),
+        ("monitoring", "08_reporting/monitoring_report.html"),
+    ],
+)
+def test_each_pipeline_runs_alone_from_persisted_outputs(loop_run, tracking, pipeline, output):
+    path = loop_run.root / output
+    before = path.stat().st_mtime_ns
+    loop_run.run(pipeline)
+    assert path.stat().st_mtime_ns > before

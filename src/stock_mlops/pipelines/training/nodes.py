@@ -85,7 +85,7 @@ def train_forecaster(
     target, kind = output_feature(ludwig_config)
     inputs = input_columns(ludwig_config)
     example = parts["validation"].head(2)[[C.SYMBOL, *[c for c in inputs if c != C.SYMBOL]]]
-    data_hash = _frame_hash(parts["train"][[C.SYMBOL, C.DATE, *inputs_and(inputs, target)]])
+    data_hash = _frame_hash(parts["train"][[C.SYMBOL, C.DATE, *_model_columns(inputs, target)]])
     config_hash = hashlib.sha256(json.dumps(ludwig_config, sort_keys=True).encode()).hexdigest()
     metadata = {
         "team": team,
@@ -123,8 +123,8 @@ def publish_forecaster(forecaster: Any) -> tuple[Any, Any]:
     return forecaster, forecaster
 
 
-def inputs_and(inputs: list[str], target: str) -> list[str]:
-    """The model's columns without duplicates or the symbol (already listed first)."""
+def _model_columns(inputs: list[str], target: str) -> list[str]:
+    """The model's columns without duplicates, the symbol or the date (hashed separately)."""
     return [c for c in dict.fromkeys([*inputs, target]) if c not in (C.SYMBOL, C.DATE)]
 
 
