@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_mlops.brokers.base import AccountSnapshot
+from stock_mlops.brokers.base import AccountSnapshot, OrderRequest
 from stock_mlops.core import calendar
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import TradingParams
@@ -52,6 +52,28 @@ class _Candidate:
     price: float
     score: float
     target_date: pd.Timestamp
+
+
+def order_requests(orders: pd.DataFrame) -> list[OrderRequest]:
+    """Rows of a decision table as broker-neutral order requests, in the table's order."""
+    if orders.empty:
+        return []
+    columns = ["client_order_id", C.SYMBOL, "side", "qty", "reference_price"]
+    dates = [pd.to_datetime(orders[c]).dt.date for c in ("decision_date", C.TARGET_DATE)]
+    return [
+        OrderRequest(
+            client_order_id=cid,
+            symbol=symbol,
+            side=side,
+            qty=float(qty),
+            reference_price=float(price),
+            decision_date=decided,
+            target_date=target,
+        )
+        for cid, symbol, side, qty, price, decided, target in zip(
+            *(orders[c] for c in columns), *dates, strict=True
+        )
+    ]
 
 
 def client_order_id(team: str, decision_date: pd.Timestamp, symbol: str, side: str) -> str:

@@ -13,13 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_mlops.brokers.base import OrderRequest
 from stock_mlops.brokers.local import LocalPaperBroker
 from stock_mlops.core import calendar
 from stock_mlops.core import columns as C
 from stock_mlops.core import metrics as M
 from stock_mlops.core.params import BacktestParams, TradingParams, TrainingParams
-from stock_mlops.core.strategy import APPROVED, decide_orders
+from stock_mlops.core.strategy import APPROVED, decide_orders, order_requests
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +107,8 @@ def simulate(
                 day,
                 next_of[day],
             )
-            _submit(broker, orders[orders["status"] == APPROVED], day)
+            for request in order_requests(orders[orders["status"] == APPROVED]):
+                broker.submit_order(request)
         equity[i] = broker.equity()
 
     trades = pd.DataFrame(broker.state["fills"], columns=TRADE_COLUMNS)
@@ -128,22 +128,6 @@ def simulate(
 def _valid(names: np.ndarray, values: np.ndarray) -> dict[str, float]:
     known = ~np.isnan(values)
     return dict(zip(names[known].tolist(), values[known].tolist(), strict=True))
-
-
-def _submit(broker: LocalPaperBroker, approved: pd.DataFrame, day: pd.Timestamp) -> None:
-    columns = ["client_order_id", C.SYMBOL, "side", "qty", "reference_price", C.TARGET_DATE]
-    for cid, symbol, side, qty, price, target in zip(*(approved[c] for c in columns), strict=True):
-        broker.submit_order(
-            OrderRequest(
-                client_order_id=cid,
-                symbol=symbol,
-                side=side,
-                qty=qty,
-                reference_price=price,
-                decision_date=day,
-                target_date=target,
-            )
-        )
 
 
 def run_backtest(

@@ -6,6 +6,7 @@ only build requests and decisions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -14,7 +15,12 @@ import pandas as pd
 from stock_mlops.brokers.base import AccountSnapshot
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import TradingParams
-from stock_mlops.core.strategy import ALREADY_SUBMITTED, APPROVED, decide_orders
+from stock_mlops.core.strategy import (
+    ALREADY_SUBMITTED,
+    APPROVED,
+    decide_orders,
+    order_requests,
+)
 
 # Orders the broker should know about after this run: the new ones and those it already had.
 AT_BROKER = (APPROVED, ALREADY_SUBMITTED)
@@ -114,18 +120,7 @@ def build_submission(
     approved = approved.sort_values(
         "side", key=lambda s: s.map({"sell": 0, "buy": 1}), kind="stable"
     )
-    orders = [
-        {
-            "client_order_id": row.client_order_id,
-            "symbol": row.symbol,
-            "side": row.side,
-            "qty": float(row.qty),
-            "reference_price": float(row.reference_price),
-            "decision_date": pd.Timestamp(row.decision_date).date(),
-            "target_date": pd.Timestamp(row.target_date).date(),
-        }
-        for row in approved.itertuples()
-    ]
+    orders = [dataclasses.asdict(request) for request in order_requests(approved)]
     return {"request": broker_request(params, as_of_date(prices, run_date)), "orders": orders}
 
 
