@@ -13,8 +13,11 @@ BUCKET = "team-red"
 
 @pytest.fixture
 def s3_server(monkeypatch, tmp_path):
+    import s3fs
     from moto.server import ThreadedMotoServer
 
+    # s3fs caches filesystems with the endpoint they were created with: start from none.
+    s3fs.S3FileSystem.clear_instance_cache()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
@@ -28,6 +31,7 @@ def s3_server(monkeypatch, tmp_path):
     client.create_bucket(Bucket=BUCKET)
     yield client
     server.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def _keys(client, prefix: str) -> list[str]:
@@ -59,3 +63,41 @@ def test_ingestion_and_features_persist_to_s3(s3_server):
     # The project's local data tree was not written by these runs.
     after = local_prices.stat().st_mtime_ns if local_prices.exists() else None
     assert before == after
+
+
+@pytest.mark.slow
+def test_whole_loop_runs_on_s3(s3_server, tmp_path):
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "input_features": [{"name": "rsi_14", "type": "number"}],
+                "output_features": [{"name": "target_return_1d", "type": "number"}],
+                "trainer": {"epochs": 1},
+            }
+        )
+    )
+    params = {
+        "storage_root": f"s3://{BUCKET}/loop",
+        "data_ingestion": {"symbols": "AAPL MSFT"},
+        "training": {"ludwig_config": str(config)},
+    }
+    run_kedro("__default__", params=params)
+    # Inference alone reads the model back from S3 (and appends nothing for the same day).
+    run_kedro("inference", params=params)
+
+    keys = _keys(s3_server, "loop/")
+    assert any(k.startswith("loop/06_models/forecaster/") and k.endswith("MLmodel") for k in keys)
+    assert "loop/03_primary/broker/local_account.json" in keys
+    for name in (
+        "07_model_output/predictions.parquet",
+        "07_model_output/evaluation_predictions.parquet",
+        "08_reporting/backtest_metrics.json",
+        "08_reporting/monitoring_report.html",
+    ):
+        assert f"loop/{name}" in keys
+    body = s3_server.get_object(Bucket=BUCKET, Key="loop/07_model_output/predictions.parquet")
+    predictions = pd.read_parquet(pd.io.common.BytesIO(body["Body"].read()))
+    assert sorted(predictions["symbol"]) == ["AAPL", "MSFT"]

@@ -109,7 +109,7 @@ def predict_next_day(
             "last_close": rows[C.CLOSE].to_numpy(dtype=float),
             "prediction": close.to_numpy(dtype=float),
             "predicted_return": predicted_return.to_numpy(dtype=float),
-            "predicted_direction": predicted_direction.astype(str).to_numpy(),
+            "predicted_direction": predicted_direction.to_numpy(dtype=object),
             "created_at": pd.Timestamp(run_info["started_at"]),
         }
     )[C.PREDICTION_LOG_COLUMNS]
