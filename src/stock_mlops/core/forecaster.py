@@ -76,6 +76,11 @@ class StockForecaster(mlflow.pyfunc.PythonModel):
         return state
 
     @property
+    def columns(self) -> list[str]:
+        """The input columns, symbol first: what a request must hold, nothing more."""
+        return [C.SYMBOL, *[c for c in self.input_columns if c != C.SYMBOL]]
+
+    @property
     def symbols(self) -> list[str]:
         return sorted(k for k in self.archives if k != POOLED)
 
@@ -101,7 +106,7 @@ class StockForecaster(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         """Predicts one value per row (see the class docstring)."""
         frame = pd.DataFrame(model_input)
-        needed = [C.SYMBOL, *[c for c in self.input_columns if c != C.SYMBOL]]
+        needed = self.columns
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise MlflowException.invalid_parameter_value(

@@ -89,7 +89,7 @@ def predict_next_day(
         if unknown:
             logger.warning("model %s has no model for %s: not predicted", handle.version, unknown)
         rows = rows[rows[C.SYMBOL].isin(wrapped.symbols)]
-    raw = model.predict(rows)["prediction"]
+    raw = model.predict(rows[wrapped.columns])["prediction"]
     raw.index = rows.index
     close = implied_close(wrapped.output_name, raw, rows[C.CLOSE])
     predicted_return = close / rows[C.CLOSE] - 1

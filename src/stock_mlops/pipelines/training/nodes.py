@@ -354,8 +354,9 @@ def score_champion(
     rows = _fold_parts(features, holdout_fold(params.split))["validation"]
     try:
         model = champion_model.load()
-        raw = model.predict(rows)["prediction"]
-        target = model.unwrap_python_model().output_name
+        wrapped = model.unwrap_python_model()
+        raw = model.predict(rows[wrapped.columns])["prediction"]
+        target = wrapped.output_name
     except Exception as exc:  # noqa: BLE001 - any failure means "cannot be compared"
         logger.warning("champion %s cannot score this data: %s", champion_model.version, exc)
         return {"version": champion_model.version, "mae_return": None, "note": str(exc)[:300]}
