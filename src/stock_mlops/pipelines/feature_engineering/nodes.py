@@ -95,10 +95,8 @@ def _indicator_block(
     """
     frame = panel.frame
     arrays = {c: frame[c].to_numpy(dtype=np.float64) for c in (*C.OHLC, C.VOLUME)}
-    lengths = panel.ends - panel.starts
     # Rows never written (warm-up) are never touched, so the spare capacity costs no memory.
     block = np.empty((n_features + extra_rows, len(frame)))
-    scratch = np.empty((n_features, int(lengths.max(initial=0))))
     kept: list[np.ndarray] = []
     filled = 0
     for start, end in zip(panel.starts, panel.ends, strict=True):
@@ -110,25 +108,30 @@ def _indicator_block(
             volume=arrays[C.VOLUME][start:end],
             dates=panel.dates[start:end],
         )
-        values = scratch[:, : end - start]
         outputs = [output for group in groups for output in group.compute(bars)]
         if len(outputs) != n_features:
             raise ValueError(
                 f"the feature registry produced {len(outputs)} columns, not {n_features}"
             )
-        np.stack(outputs, out=values)
         if not drop_warmup:
-            block[:n_features, start:end] = values
+            for k, output in enumerate(outputs):
+                block[k, start:end] = output
             filled = end
             continue
-        warming = np.isnan(values).any(axis=0)
+        warming = np.zeros(end - start, dtype=bool)
+        for output in outputs:
+            warming |= np.isnan(output)
         first = int(warming.argmin()) if len(warming) else 0
+        # Each output goes straight into its row of the block: no stacked intermediate copy.
         if not warming[first:].any():  # the warm-up is a prefix (always, on clean bars)
-            block[:n_features, filled : filled + len(warming) - first] = values[:, first:]
+            count = len(warming) - first
+            for k, output in enumerate(outputs):
+                block[k, filled : filled + count] = output[first:]
             kept.append(np.arange(start + first, end))
         else:
             ready = np.flatnonzero(~warming)
-            block[:n_features, filled : filled + len(ready)] = values[:, ready]
+            for k, output in enumerate(outputs):
+                block[k, filled : filled + len(ready)] = output[ready]
             kept.append(ready + start)
         filled += len(kept[-1])
     rows = np.concatenate(kept) if drop_warmup and kept else np.arange(filled)

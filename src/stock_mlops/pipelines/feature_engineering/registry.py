@@ -31,6 +31,11 @@ class Bars:
     volume: np.ndarray
     dates: np.ndarray  # datetime64[ns]
 
+    @functools.cached_property
+    def log_return_1d(self) -> np.ndarray:
+        """One-day log returns, shared by the return and volatility features."""
+        return _log_return(self.close, 1)
+
 
 @dataclass(frozen=True)
 class FeatureGroup:
@@ -86,12 +91,15 @@ def feature_specs(p: IndicatorParams, calendar_features: bool = True) -> list[Fe
     ]
     for lag in p.log_return_windows:
         groups.append(
-            FeatureGroup((f"log_return_{lag}d",), lambda b, lag=lag: (_log_return(b.close, lag),))
+            FeatureGroup(
+                (f"log_return_{lag}d",),
+                lambda b, lag=lag: (b.log_return_1d if lag == 1 else _log_return(b.close, lag),),
+            )
         )
     groups += [
         FeatureGroup(
             (f"volatility_{p.volatility_window}",),
-            lambda b: (talib.STDDEV(_log_return(b.close, 1), p.volatility_window, 1.0),),
+            lambda b: (talib.STDDEV(b.log_return_1d, p.volatility_window, 1.0),),
         ),
         FeatureGroup(
             (f"volume_zscore_{p.volume_zscore_window}",),
