@@ -155,3 +155,29 @@ def test_team_outputs_dataset_reads_each_root(tmp_path, outputs):
     assert len(loaded["red"]["predictions"]) == 29
     assert loaded["red"]["backtest_metrics"] is None
     assert loaded["blue"]["predictions"] is None  # a team that has not run yet
+
+
+def test_a_team_without_outputs_is_listed_last_not_dropped(outputs):
+    outputs["green"] = {
+        "root": "data/green",
+        "prices": None,
+        "predictions": None,
+        "evaluation_predictions": None,
+        "backtest_equity": None,
+        "backtest_metrics": None,
+    }
+    board, comparisons = rank_teams(outputs, PARAMS)
+    assert board["team"].tolist()[-1] == "green"
+    # The teams that did run are still compared on their common days.
+    assert board.set_index("team").loc["red", "live_n"] == 19
+    assert np.isnan(board.set_index("team").loc["green", "backtest_sharpe"])
+    assert "green" not in set(comparisons["challenger"])  # nothing to bootstrap
+
+
+def test_page_without_backtests_says_so(outputs):
+    for team in outputs.values():
+        team["backtest_equity"] = None
+        team["backtest_metrics"] = None
+    board, comparisons = rank_teams(outputs, PARAMS)
+    html = render_leaderboard(board, comparisons, outputs)
+    assert comparisons.empty and "no backtests to compare" in html

@@ -169,3 +169,42 @@ def test_champion_is_scored_on_this_runs_validation_rows(tiny_forecaster, small_
     score = score_champion(handle, small_features, tiny_forecaster["params"])
     assert score["version"] == "stock_mlops_test/1"
     assert np.isfinite(score["mae_return"]) and score["mae_return"] > 0
+
+
+def test_publish_hands_the_same_model_to_both_stores(tiny_forecaster):
+    from stock_mlops.pipelines.training.nodes import publish_forecaster
+
+    local, registry = publish_forecaster(tiny_forecaster["model"])
+    assert local is tiny_forecaster["model"] and registry is tiny_forecaster["model"]
+
+
+def test_evaluation_fails_clearly_when_the_split_leaves_no_rows(tiny_forecaster, small_features):
+    params = {
+        **tiny_forecaster["params"],
+        "split": {"train_end": "2010-01-01", "validation_end": "2011-01-01"},
+    }
+    with pytest.raises(ValueError, match="no train rows"):
+        evaluate_out_of_sample(
+            tiny_forecaster["model"], small_features, tiny_forecaster["config"], params, {}
+        )
+
+
+def test_a_direction_classifier_is_scored_on_its_calls_only():
+    rows = pd.DataFrame(
+        {
+            "model": "ludwig",
+            "fold": "holdout",
+            "split": "test",
+            "symbol": "AAPL",
+            "date": pd.bdate_range("2023-01-02", periods=4),
+            "last_close": [100.0, 100.0, 100.0, 100.0],
+            "prediction": np.nan,  # a classifier predicts no price
+            "actual": [101.0, 99.0, 102.0, 98.0],
+            "predicted_direction": ["up", "up", "up", "flat"],
+        }
+    )
+    metrics, _ = compute_evaluation_metrics(rows)
+    # Three calls (flat is not a call): two right, one wrong.
+    assert metrics["ludwig"]["directional_calls"] == 3
+    assert metrics["ludwig"]["directional_accuracy"] == pytest.approx(2 / 3)
+    assert "mae" not in metrics["ludwig"]

@@ -63,13 +63,16 @@ def out_of_sample_predictions(outputs: dict[str, Any]) -> pd.DataFrame:
 
 
 def common_rows(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Restricts every team's rows to the (symbol, date) pairs that all teams have."""
+    """Restricts every team's rows to the (symbol, date) pairs that all teams with rows have."""
     keys = None
-    for frame in frames.values():
+    # A team with no rows yet (it has not run) must not empty everyone else's comparison.
+    for frame in (f for f in frames.values() if len(f)):
         index = pd.MultiIndex.from_frame(
             frame[[C.SYMBOL, C.DATE]].astype({C.DATE: "datetime64[ns]"})
         )
         keys = index if keys is None else keys.intersection(index)
+    if keys is None:  # no team has rows: nothing to restrict
+        return dict(frames)
     result = {}
     for team, frame in frames.items():
         index = pd.MultiIndex.from_frame(
