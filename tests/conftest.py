@@ -22,6 +22,14 @@ def small_prices() -> pd.DataFrame:
     return prices
 
 
+@pytest.fixture
+def market_data(tmp_path, small_prices: pd.DataFrame) -> str:
+    """``small_prices`` as a Parquet file: the simulated broker's market data."""
+    path = tmp_path / "prices.parquet"
+    small_prices.to_parquet(path)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def small_features(small_prices: pd.DataFrame) -> pd.DataFrame:
     """Features of the three symbols from 2019 (short, but spans every split date below)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from stock_mlops.core import columns as C
+from stock_mlops.sources.base import RawPayload
 from stock_mlops.sources.files import BundledSource
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -51,6 +53,27 @@ def raw_batch(symbols: tuple[str, ...] = SMALL_SYMBOLS) -> dict[str, Any]:
         "payloads": {s: [source.fetch(s)] for s in symbols},
         "failures": [],
     }
+
+
+def make_payload(
+    symbol: str,
+    content: bytes,
+    *,
+    fmt: str = "csv",
+    kind: str = "file",
+    origin: str | None = None,
+    source: str = "csv",
+) -> RawPayload:
+    """A payload as a source delivers it and the archive loads it (origin ``<SYMBOL>.csv``)."""
+    return RawPayload(
+        symbol=symbol,
+        source=source,
+        format=fmt,
+        content=content,
+        fetched_at=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+        kind=kind,
+        origin=origin or f"{symbol}.csv",
+    )
 
 
 def run_slice(pipeline: Pipeline, inputs: dict[str, Any], copy_mode: str | None = None) -> dict:

@@ -17,10 +17,8 @@ from stock_mlops.datasets import BrokerAccountDataset, BrokerOrdersDataset
 
 
 @pytest.fixture
-def market(tmp_path: Path, small_prices: pd.DataFrame) -> str:
-    path = tmp_path / "prices.parquet"
-    small_prices.to_parquet(path)
-    return str(path)
+def market(market_data: str) -> str:
+    return market_data
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import FIXTURES, raw_batch
+from helpers import make_payload as payload
 
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import ParameterError
@@ -17,31 +18,11 @@ from stock_mlops.pipelines.data_ingestion.nodes import (
     build_price_request,
     clean_prices,
 )
-from stock_mlops.sources.base import FetchFailure, FetchKind, RawPayload
+from stock_mlops.sources.base import FetchFailure, RawPayload
 from stock_mlops.sources.files import BundledSource
 
 AV_DIR = FIXTURES / "prices" / "alphavantage_daily_adjusted"
 AV_JSON = FIXTURES / "alphavantage" / "AAPL_TIME_SERIES_DAILY_ADJUSTED_compact_2023-03-24.json"
-
-
-def payload(
-    symbol: str,
-    content: bytes,
-    *,
-    fmt: str = "csv",
-    kind: FetchKind = "file",
-    origin: str | None = None,
-) -> RawPayload:
-    """A payload as the raw-price archive would load it (origin defaults to ``<SYMBOL>.csv``)."""
-    return RawPayload(
-        symbol=symbol,
-        source="csv",
-        format=fmt,
-        content=content,
-        fetched_at=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
-        kind=kind,
-        origin=origin or f"{symbol}.csv",
-    )
 
 
 def batch(

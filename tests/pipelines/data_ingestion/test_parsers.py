@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, make_payload
 
 from stock_mlops.pipelines.data_ingestion.parsers import (
     OPTIONAL,
@@ -28,16 +27,8 @@ AV_JSON = FIXTURES / "alphavantage" / "AAPL_TIME_SERIES_DAILY_ADJUSTED_compact_2
 def payload(
     content: bytes, fmt: str = "csv", symbol: str = "AAPL", origin: str = "AAPL.csv"
 ) -> RawPayload:
-    """A payload as a source would deliver it."""
-    return RawPayload(
-        symbol=symbol,
-        source="test",
-        format=fmt,
-        content=content,
-        fetched_at=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
-        kind="file",
-        origin=origin,
-    )
+    """A payload as a source would deliver it (AAPL unless told otherwise)."""
+    return make_payload(symbol, content, fmt=fmt, origin=origin, source="test")
 
 
 @pytest.fixture(scope="module")

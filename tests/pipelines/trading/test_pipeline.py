@@ -57,10 +57,8 @@ def prediction_log(prices: pd.DataFrame, day: dt.date, returns: dict[str, float]
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, small_prices: pd.DataFrame) -> dict[str, str]:
-    market = tmp_path / "prices.parquet"
-    small_prices.to_parquet(market)
-    return {"filepath": str(tmp_path / "broker"), "market_data": str(market)}
+def workspace(tmp_path: Path, market_data: str) -> dict[str, str]:
+    return {"filepath": str(tmp_path / "broker"), "market_data": market_data}
 
 
 @pytest.fixture

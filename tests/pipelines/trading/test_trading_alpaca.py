@@ -39,13 +39,6 @@ def fake(monkeypatch):
 
 
 @pytest.fixture
-def market_data(tmp_path: Path, small_prices: pd.DataFrame) -> str:
-    path = tmp_path / "prices.parquet"
-    small_prices.to_parquet(path)
-    return str(path)
-
-
-@pytest.fixture
 def predictions(small_prices: pd.DataFrame) -> pd.DataFrame:
     """AAPL +3 % (a buy), MSFT and NVDA flat (inside the dead band): exactly one order."""
     closes = small_prices[small_prices["date"] == DECISION].set_index("symbol")["close"]
