@@ -90,14 +90,16 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         for name in getattr(source, "foreign_files", lambda: [])():
             failures.append(FetchFailure(name, request.source, "not a .csv file; ignored"))
         for symbol in symbols:
-            full = self._needs_full_fetch(request, symbol, started)
+            # One listing per symbol (it reads a digest file per object) serves both decisions.
+            stored = self._objects(request.source, symbol)
+            full = self._needs_full_fetch(request, stored, started)
             try:
                 payload = source.fetch(symbol, full=full)
             except SourceError as exc:
                 failures.append(FetchFailure(symbol, request.source, str(exc)))
                 logger.warning("fetch of %s from %s failed: %s", symbol, request.source, exc)
                 continue
-            outcomes.append(self._archive(payload))
+            outcomes.append(self._archive(payload, stored))
 
         manifest = {
             "fetched_at": _stamp(started),
@@ -117,10 +119,9 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
                 f"every requested symbol failed to fetch from '{request.source}': {reasons}"
             )
 
-    def _archive(self, payload: RawPayload) -> dict[str, Any]:
+    def _archive(self, payload: RawPayload, stored: list[dict[str, Any]]) -> dict[str, Any]:
         digest = hashlib.sha256(payload.content).hexdigest()
         folder = f"{self._root}/{payload.source}/{payload.symbol}"
-        stored = self._objects(payload.source, payload.symbol)
         outcome = {"symbol": payload.symbol, "origin": payload.origin, "sha256": digest}
         if stored and stored[-1]["sha256"] == digest:
             # Same bytes as the newest stored object: that object already represents this state.
@@ -135,17 +136,18 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         self._fs.pipe_file(f"{path}.sha256", digest.encode())
         return {**outcome, "path": path, "kind": payload.kind, "status": "new"}
 
-    def _needs_full_fetch(self, request: PriceRequest, symbol: str, now: dt.datetime) -> bool:
+    def _needs_full_fetch(
+        self, request: PriceRequest, stored: list[dict[str, Any]], now: dt.datetime
+    ) -> bool:
         """Full history on the first fetch, or when the compact window no longer overlaps."""
         if request.source == "alpaca":
             # Alpaca's bars come adjusted (adjustment=all) without an adjusted-close column, so a
             # window fetched after a new split or dividend cannot be stitched onto older bars.
             return True
-        previous = [o for o in self._objects(request.source, symbol) if o["kind"] != "compact"]
-        if not previous:
+        if not any(o["kind"] != "compact" for o in stored):
             return True
         window = int(request.settings.get("alphavantage", {}).get("compact_window_days", 100))
-        newest = self._objects(request.source, symbol)[-1]
+        newest = stored[-1]
         # 100 bars span more than 100 calendar days, so comparing calendar days is conservative.
         return (now - newest["fetched_at"]).days >= window
 
