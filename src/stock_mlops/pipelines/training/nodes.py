@@ -17,7 +17,7 @@ import pandas as pd
 
 from stock_mlops.core import columns as C
 from stock_mlops.core import metrics as M
-from stock_mlops.core.params import TrainingParams
+from stock_mlops.core.params import FeatureEngineeringParams, TrainingParams
 from stock_mlops.core.targets import direction, implied_close
 from stock_mlops.pipelines.training import baselines
 from stock_mlops.pipelines.training.config_validation import (
@@ -196,16 +196,16 @@ def evaluate_out_of_sample(
         The ``evaluation_predictions`` dataset.
     """
     params = TrainingParams.parse(training, "training")
-    band = float((feature_engineering.get("targets") or {}).get("direction_band", 0.001))
+    band = FeatureEngineeringParams.parse(feature_engineering).targets.direction_band
     fold = holdout_fold(params.split)
     parts = _fold_parts(features, fold)
     frames = [_evaluate_fold(fold, parts, forecaster, ludwig_config, params, band)]
     if params.evaluation_mode == "walk_forward":
         from stock_mlops.core.forecaster import StockForecaster  # noqa: PLC0415
 
-        last_target = labelled_rows(features)[C.TARGET_DATE].max()
-        for wf_fold in walk_forward_folds(params.walk_forward, last_target):
-            wf_parts = split_rows(labelled_rows(features), wf_fold)
+        labelled = labelled_rows(features)
+        for wf_fold in walk_forward_folds(params.walk_forward, labelled[C.TARGET_DATE].max()):
+            wf_parts = split_rows(labelled, wf_fold)
             if wf_parts["test"].empty or len(wf_parts["train"]) == 0:
                 logger.warning("walk-forward fold %s has no rows; skipped", wf_fold.name)
                 continue
@@ -219,6 +219,8 @@ def evaluate_out_of_sample(
                 metadata={"fold": wf_fold.name},
                 input_example=forecaster.input_example,
             )
+            # The fold's validation rows chose its early-stopping epoch: only its test year is
+            # out of sample.
             wf_parts["validation"] = wf_parts["validation"].iloc[0:0]
             frames.append(
                 _evaluate_fold(wf_fold, wf_parts, fold_model, ludwig_config, params, band)
