@@ -61,7 +61,10 @@ def next_sessions_array(dates: np.ndarray) -> np.ndarray:
         pd.Timestamp(span[0]), pd.Timestamp(span[-1]) + pd.Timedelta(days=15)
     ).to_numpy(dtype="datetime64[ns]")
     following = sessions[np.searchsorted(sessions, span, side="right")]
-    result = following[np.clip(days - first, 0, last - first)]
+    days -= first  # in place: positions in ``span`` (no further full-size temporaries)
+    if missing.any():
+        days[missing] = 0
+    result = following[days]
     result[missing] = np.datetime64("NaT")
     return result
 

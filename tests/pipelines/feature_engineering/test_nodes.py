@@ -110,6 +110,20 @@ def test_a_gap_inside_the_series_drops_only_the_affected_rows(small_prices):
     assert holed[C.DATE].iloc[1500] not in set(by_symbol(got, "AAPL")[C.DATE])
 
 
+def test_an_undefined_last_bar_keeps_the_previous_bars_target(small_prices):
+    holed = small_prices.copy()
+    last_aapl = holed.index[holed[C.SYMBOL] == "AAPL"][-1]
+    holed.loc[last_aapl, C.VOLUME] = np.nan  # OBV and the volume z-score undefined there
+
+    got = build_features(holed, {})
+
+    expected = drop_warmup(add_targets(compute_indicators(holed, PARAMS), 0.001), NAMES)
+    pd.testing.assert_frame_equal(got, expected)
+    aapl = by_symbol(got, "AAPL")
+    assert aapl[C.DATE].iloc[-1] < holed.loc[last_aapl, C.DATE]
+    assert aapl[C.TARGET_CLOSE].iloc[-1] == holed.loc[last_aapl, C.CLOSE]
+
+
 def test_too_few_bars_for_the_warmup_is_an_error(small_prices):
     short = small_prices.groupby(C.SYMBOL).head(WARMUP)
     with pytest.raises(ValueError, match="no rows left after the indicator warm-up"):
@@ -160,6 +174,23 @@ def test_output_does_not_depend_on_input_row_order(small_prices, features):
 
     pd.testing.assert_frame_equal(build_features(shuffled, {}), features)
     pd.testing.assert_frame_equal(shuffled, before)  # the input is not modified
+
+
+@pytest.mark.parametrize("copied", ["one row", "every row"])
+def test_symbols_held_as_separate_string_objects_give_the_same_features(
+    small_prices, features, copied
+):
+    # Parquet hands over one string object per symbol; other sources may not. A copied
+    # object in the middle of a symbol must not start a new symbol.
+    symbols = small_prices[C.SYMBOL].to_numpy().copy()
+    positions = [1200] if copied == "one row" else range(len(symbols))
+    for i in positions:
+        symbols[i] = "".join(list(symbols[i]))  # equal text, another object
+    assert symbols[1200] is not small_prices[C.SYMBOL].iloc[1200]
+
+    got = build_features(small_prices.assign(**{C.SYMBOL: symbols}), {})
+
+    pd.testing.assert_frame_equal(got, features)
 
 
 def test_add_targets_does_not_depend_on_row_order(indicators):

@@ -1,12 +1,14 @@
 """Nodes of the feature_engineering pipeline: indicators, next-day targets, warm-up removal.
 
-The work runs on NumPy arrays one symbol at a time and the output frame is assembled once, with
-no intermediate full-size pandas copies: at 500 symbols x 20 years a single copy of the table
-costs more than all the TA-Lib calls together (see ``benchmarks/bench_features.py``).
+The work runs on NumPy arrays one symbol at a time, written straight into one float block whose
+rows become the output frame's columns: no full-size copy is made after the TA-Lib calls. At 500
+symbols x 20 years every extra pass over the table costs a few percent of the TA-Lib time, and
+the benchmark (``benchmarks/bench_features.py``) holds the node to 1.5x of bare TA-Lib calls.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,9 @@ from stock_mlops.core.params import FeatureEngineeringParams
 from stock_mlops.pipelines.feature_engineering.registry import Bars, FeatureGroup, feature_specs
 
 logger = logging.getLogger(__name__)
+
+# The float columns of prices, first rows of the feature block in this order (as in Bars).
+_FLOAT_PRICE_COLUMNS = [C.OPEN, C.HIGH, C.LOW, C.CLOSE, C.VOLUME]
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def _sorted_group_starts(symbols: np.ndarray, dates: np.ndarray) -> np.ndarray |
         return np.zeros(0, dtype=np.int64)
     new_symbol = np.empty(len(symbols), dtype=bool)
     new_symbol[0] = True
-    np.not_equal(symbols[1:], symbols[:-1], out=new_symbol[1:])
+    new_symbol[1:] = _differs_from_previous(symbols)
     if not (new_symbol[1:] | (dates[1:] > dates[:-1])).all():
         return None
     starts = np.flatnonzero(new_symbol)
@@ -72,6 +77,30 @@ def _sorted_group_starts(symbols: np.ndarray, dates: np.ndarray) -> np.ndarray |
     return starts if ascending else None
 
 
+def _differs_from_previous(values: np.ndarray) -> np.ndarray:
+    """``values[1:] != values[:-1]``, quick on object arrays whose equal strings are one object.
+
+    Comparing millions of Python strings costs tens of milliseconds, more than several TA-Lib
+    indicators. The rows of one symbol nearly always hold the same string object (pandas,
+    pyarrow and ``np.repeat`` all reuse it), so the objects' addresses are compared first and
+    the strings only where the addresses differ.
+    """
+    if values.dtype != object or len(values) < 2:
+        return values[1:] != values[:-1]
+    values = np.ascontiguousarray(values)
+    # The array's storage is one pointer per element; read it as integers (no copy, read-only
+    # use while ``values`` is alive).
+    addresses = np.ctypeslib.as_array(
+        ctypes.cast(values.ctypes.data, ctypes.POINTER(ctypes.c_size_t)), shape=(len(values),)
+    )
+    candidates = np.flatnonzero(addresses[1:] != addresses[:-1])
+    if len(candidates) > len(values) // 8:  # mostly distinct objects: compare every string
+        return values[1:] != values[:-1]
+    differs = np.zeros(len(values) - 1, dtype=bool)
+    differs[candidates] = values[candidates + 1] != values[candidates]
+    return differs
+
+
 def _indicator_block(
     panel: _Panel,
     groups: list[FeatureGroup],
@@ -79,69 +108,83 @@ def _indicator_block(
     *,
     drop_warmup: bool,
     extra_rows: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Computes every feature group symbol by symbol into one ``(features, rows)`` array.
+) -> tuple[np.ndarray, list[slice | np.ndarray]]:
+    """Copies the prices and computes every feature group, symbol by symbol, into one block.
 
     Args:
         panel: Sorted bars.
         groups: The registry's feature groups.
         n_features: Number of feature columns the groups produce.
         drop_warmup: Keep only rows where every feature is defined (never fill them).
-        extra_rows: Spare rows at the bottom of the array for the caller (targets).
+        extra_rows: Spare rows at the bottom of the block for the caller (targets).
 
     Returns:
-        ``values`` of shape ``(n_features + extra_rows, len(rows))`` and the panel ``rows`` they
-        belong to (ascending).
+        ``values`` of shape ``(5 + n_features + extra_rows, rows kept)`` holding the kept rows'
+        open, high, low, close, volume, then the features; and for each symbol the panel rows
+        it kept (a slice, or their positions when an undefined value sat inside the series).
     """
     frame = panel.frame
-    arrays = {c: frame[c].to_numpy(dtype=np.float64) for c in (*C.OHLC, C.VOLUME)}
-    # Rows never written (warm-up) are never touched, so the spare capacity costs no memory.
-    block = np.empty((n_features + extra_rows, len(frame)))
-    kept: list[np.ndarray] = []
-    filled = 0
-    for start, end in zip(panel.starts, panel.ends, strict=True):
-        bars = Bars(
-            open=arrays[C.OPEN][start:end],
-            high=arrays[C.HIGH][start:end],
-            low=arrays[C.LOW][start:end],
-            close=arrays[C.CLOSE][start:end],
-            volume=arrays[C.VOLUME][start:end],
-            dates=panel.dates[start:end],
-        )
-        outputs = [output for group in groups for output in group.compute(bars)]
-        if len(outputs) != n_features:
+    prices = [frame[c].to_numpy(dtype=np.float64) for c in _FLOAT_PRICE_COLUMNS]
+    n_columns = len(prices) + n_features
+    block = np.empty((n_columns + extra_rows, len(frame)))
+    features = block[len(prices) : n_columns]
+    # Symbols are written from the right end backwards, whole, so that the next one written
+    # overwrites the warm-up of the previous: the kept rows end up contiguous, warm-up found
+    # with one NumPy call on data still in cache. The columns left of the last symbol's kept
+    # rows are never touched and cost no memory.
+    right = len(frame)
+    kept: list[slice | np.ndarray] = []
+    for start, end in zip(panel.starts[::-1], panel.ends[::-1], strict=True):
+        bars = Bars(*(column[start:end] for column in prices), dates=panel.dates[start:end])
+        columns = [bars.open, bars.high, bars.low, bars.close, bars.volume]
+        columns += [output for group in groups for output in group.compute(bars)]
+        if len(columns) != n_columns:
             raise ValueError(
-                f"the feature registry produced {len(outputs)} columns, not {n_features}"
+                f"the feature registry produced {len(columns) - len(prices)} columns, "
+                f"not {n_features}"
             )
-        if not drop_warmup:
-            for k, output in enumerate(outputs):
-                block[k, start:end] = output
-            filled = end
-            continue
-        warming = np.zeros(end - start, dtype=bool)
-        for output in outputs:
-            warming |= np.isnan(output)
-        first = int(warming.argmin()) if len(warming) else 0
-        # Each output goes straight into its row of the block: no stacked intermediate copy.
-        if not warming[first:].any():  # the warm-up is a prefix (always, on clean bars)
-            count = len(warming) - first
-            for k, output in enumerate(outputs):
-                block[k, filled : filled + count] = output[first:]
-            kept.append(np.arange(start + first, end))
-        else:
-            ready = np.flatnonzero(~warming)
-            for k, output in enumerate(outputs):
-                block[k, filled : filled + len(ready)] = output[ready]
-            kept.append(ready + start)
-        filled += len(kept[-1])
-    rows = np.concatenate(kept) if drop_warmup and kept else np.arange(filled)
-    return block[:, :filled], rows
+        left = right - (end - start)
+        for k, column in enumerate(columns):
+            block[k, left:right] = column
+        first = 0
+        if drop_warmup:
+            warming = np.isnan(features[:, left:right]).any(axis=0)
+            first = int(warming.argmin()) if len(warming) else 0
+            if warming[first:].any():  # a gap inside the series (never on clean bars)
+                ready = np.flatnonzero(~warming)
+                block[:, right - len(ready) : right] = block[:, left:right][:, ready]
+                kept.append(ready + start)
+                right -= len(ready)
+                continue
+        kept.append(slice(start + first, end))
+        right = left + first
+    kept.reverse()
+    return block[:, right:], kept
+
+
+def _counts(kept: list[slice | np.ndarray]) -> np.ndarray:
+    """How many rows each symbol kept."""
+    return np.array(
+        [k.stop - k.start if isinstance(k, slice) else len(k) for k in kept], dtype=np.int64
+    )
+
+
+def _rows(kept: list[slice | np.ndarray]) -> np.ndarray:
+    """The kept panel rows, ascending."""
+    parts = [np.arange(k.start, k.stop) if isinstance(k, slice) else k for k in kept]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _targets(
-    panel: _Panel, rows: np.ndarray, direction_band: float, out: np.ndarray
+    panel: _Panel,
+    kept: list[slice | np.ndarray],
+    dates: np.ndarray,
+    close: np.ndarray,
+    direction_band: float,
+    out: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Next-session targets of ``rows``; close and return go into ``out[0]`` and ``out[1]``.
+    """Next-session targets of the ``kept`` panel rows, whose ``dates`` and ``close`` are
+    given; close and return go into ``out[0]`` and ``out[1]``.
 
     A target exists only when the symbol's next bar is the next NYSE session, so a missing
     session never borrows a later bar, and the last bar of a symbol has none.
@@ -149,33 +192,43 @@ def _targets(
     Returns:
         ``target_date`` (datetime64[ns]) and the direction labels (object).
     """
-    close = panel.frame[C.CLOSE].to_numpy(dtype=np.float64)
-    target_date = calendar.next_sessions_array(panel.dates[rows])
-    has_next = np.ones(len(panel.frame), dtype=bool)
-    has_next[panel.ends - 1] = False
-    following = np.minimum(rows + 1, max(len(panel.frame) - 1, 0))
-    consecutive = has_next[rows] & (panel.dates[following] == target_date)
+    target_date = calendar.next_sessions_array(dates)
     target_close, target_return = out[0], out[1]
-    np.take(close, following, out=target_close)
-    target_close[~consecutive] = np.nan
-    np.divide(target_close, close[rows], out=target_return)
+    counts = _counts(kept)
+    last_kept = np.cumsum(counts)[counts > 0] - 1
+    if all(isinstance(k, slice) and k.stop == end for k, end in zip(kept, panel.ends)):
+        # Every symbol kept a run of rows up to its last bar (always, on clean bars): a row's
+        # next bar is the next row, read in place without gathering.
+        no_target = np.empty(len(dates), dtype=bool)
+        np.not_equal(dates[1:], target_date[:-1], out=no_target[:-1])
+        target_close[:-1] = close[1:]
+    else:
+        rows = _rows(kept)
+        following = np.minimum(rows + 1, max(len(panel.frame) - 1, 0))
+        no_target = panel.dates[following] != target_date
+        np.take(panel.frame[C.CLOSE].to_numpy(dtype=np.float64), following, out=target_close)
+        is_last_bar = np.zeros(len(panel.frame), dtype=bool)
+        is_last_bar[panel.ends - 1] = True
+        last_kept = np.flatnonzero(is_last_bar[rows])
+    # A symbol's last bar is followed by another symbol's bar: never its target.
+    no_target[last_kept] = True
+    target_close[no_target] = np.nan
+    np.divide(target_close, close, out=target_return)
     target_return -= 1.0
     return target_date, targets.direction_labels(target_return, direction_band)
 
 
-def _assemble(
-    panel: _Panel, rows: np.ndarray, names: list[str], values: np.ndarray
+def _frame(
+    panel: _Panel, kept: list[slice | np.ndarray], columns: dict[str, np.ndarray]
 ) -> pd.DataFrame:
-    """Price columns of ``rows`` followed by the float columns ``names`` held in ``values``."""
-    # The float block becomes the frame's storage as is (no copy of the largest part).
-    out = pd.DataFrame(values.T, columns=names, copy=False)
-    # Rows are grouped by symbol: repeating each symbol is cheaper than gathering strings.
-    per_symbol = np.diff(np.searchsorted(rows, np.r_[panel.starts, len(panel.frame)]))
+    """A ``symbol`` column for the ``kept`` rows followed by ``columns``, none of them copied.
+
+    Each float column is a row of the block: at 500 symbols x 20 years one copy of the block
+    costs more than several indicators, and consolidating same-typed columns copies.
+    """
     symbols = panel.frame[C.SYMBOL].to_numpy()[panel.starts]
-    out.insert(0, C.SYMBOL, np.repeat(symbols, per_symbol))
-    for position, column in enumerate(C.PRICE_COLUMNS[1:], start=1):
-        out.insert(position, column, panel.frame[column].to_numpy()[rows])
-    return out
+    # Rows are grouped by symbol: repeating each symbol is cheaper than gathering strings.
+    return pd.DataFrame({C.SYMBOL: np.repeat(symbols, _counts(kept)), **columns}, copy=False)
 
 
 def compute_indicators(prices: pd.DataFrame, params: FeatureEngineeringParams) -> pd.DataFrame:
@@ -195,8 +248,9 @@ def compute_indicators(prices: pd.DataFrame, params: FeatureEngineeringParams) -
     panel = _panel(_price_columns(prices))
     groups = feature_specs(params.indicators, params.calendar_features)
     names = [name for group in groups for name in group.names]
-    values, rows = _indicator_block(panel, groups, len(names), drop_warmup=False)
-    return _assemble(panel, rows, names, values)
+    values, kept = _indicator_block(panel, groups, len(names), drop_warmup=False)
+    columns = dict(zip(_FLOAT_PRICE_COLUMNS + names, values, strict=True))
+    return _frame(panel, kept, {C.DATE: panel.dates, **columns})
 
 
 def add_targets(frame: pd.DataFrame, direction_band: float) -> pd.DataFrame:
@@ -214,9 +268,10 @@ def add_targets(frame: pd.DataFrame, direction_band: float) -> pd.DataFrame:
         A new frame sorted by symbol and date with ``target_date`` and the three target columns.
     """
     panel = _panel(frame)
-    rows = np.arange(len(panel.frame))
-    values = np.empty((2, len(rows)))
-    target_date, direction = _targets(panel, rows, direction_band, values)
+    kept = [slice(start, end) for start, end in zip(panel.starts, panel.ends, strict=True)]
+    values = np.empty((2, len(panel.frame)))
+    close = panel.frame[C.CLOSE].to_numpy(dtype=np.float64)
+    target_date, direction = _targets(panel, kept, panel.dates, close, direction_band, values)
     return panel.frame.assign(
         **{
             C.TARGET_DATE: target_date,
@@ -252,18 +307,30 @@ def build_features(prices: pd.DataFrame, feature_engineering: dict[str, Any]) ->
     panel = _panel(_price_columns(prices))
     groups = feature_specs(params.indicators, params.calendar_features)
     names = [name for group in groups for name in group.names]
-    values, rows = _indicator_block(panel, groups, len(names), drop_warmup=True, extra_rows=2)
-    if len(rows) == 0:
+    values, kept = _indicator_block(panel, groups, len(names), drop_warmup=True, extra_rows=2)
+    dates = np.concatenate([panel.dates[k] for k in kept]) if kept else panel.dates[:0]
+    if len(dates) == 0:
         raise ValueError(
             "no rows left after the indicator warm-up: each symbol needs more bars than the "
             "longest indicator window"
         )
+    n_columns = len(_FLOAT_PRICE_COLUMNS) + len(names)
+    close = values[_FLOAT_PRICE_COLUMNS.index(C.CLOSE)]
     target_date, direction = _targets(
-        panel, rows, params.targets.direction_band, values[len(names) :]
+        panel, kept, dates, close, params.targets.direction_band, values[n_columns:]
     )
-    features = _assemble(panel, rows, [*names, C.TARGET_CLOSE, C.TARGET_RETURN], values)
-    features.insert(len(C.PRICE_COLUMNS) + len(names), C.TARGET_DATE, target_date)
-    features[C.TARGET_DIRECTION] = direction
+    features = _frame(
+        panel,
+        kept,
+        {
+            C.DATE: dates,
+            **dict(zip(_FLOAT_PRICE_COLUMNS + names, values[:n_columns], strict=True)),
+            C.TARGET_DATE: target_date,
+            C.TARGET_CLOSE: values[n_columns],
+            C.TARGET_RETURN: values[n_columns + 1],
+            C.TARGET_DIRECTION: direction,
+        },
+    )
     logger.info(
         "features: %d rows, %d feature columns, %d symbols (warm-up dropped %d rows)",
         len(features),

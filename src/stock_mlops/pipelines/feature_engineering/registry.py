@@ -115,30 +115,32 @@ def feature_specs(p: IndicatorParams, calendar_features: bool = True) -> list[Fe
 def _calendar(b: Bars) -> tuple[np.ndarray, ...]:
     """Day of week (Monday = 0), day of month and month of each bar, as floats."""
     days = b.dates.astype("datetime64[ns]", copy=False).view(np.int64) // _NS_PER_DAY
-    weekday = ((days + 3) % 7).astype(float)  # 1970-01-01 was a Thursday
-    first_day, day_of_month, month = _day_table()
+    first_day, weekday, day_of_month, month = _day_table()
     position = days - first_day
     if len(days) and (position.min() < 0 or position.max() >= len(month)):
         as_days = days.astype("datetime64[D]")
         months = as_days.astype("datetime64[M]")
         return (
-            weekday,
+            ((days + 3) % 7).astype(float),  # 1970-01-01 was a Thursday
             (as_days - months).astype(np.int64) + 1.0,
             months.astype(np.int64) % 12 + 1.0,
         )
-    return weekday, day_of_month[position], month[position]
+    return weekday[position], day_of_month[position], month[position]
 
 
 @functools.cache
-def _day_table() -> tuple[int, np.ndarray, np.ndarray]:
-    """Day of month and month of every day 1900-2199, built once: a lookup is several times
-    faster per symbol than converting each symbol's dates to ``datetime64[M]``."""
+def _day_table() -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Day of week, day of month and month of every day 1900-2199, built once: a lookup is
+    several times faster per symbol than date arithmetic on each symbol's dates."""
     days = np.arange(np.datetime64("1900-01-01"), np.datetime64("2200-01-01"))
+    ordinals = days.astype(np.int64)
+    weekday = ((ordinals + 3) % 7).astype(float)  # 1970-01-01 was a Thursday
     months = days.astype("datetime64[M]")
     day_of_month = (days - months).astype(np.int64) + 1.0
     month = months.astype(np.int64) % 12 + 1.0
-    day_of_month.flags.writeable = month.flags.writeable = False  # shared by every call
-    return int(days[0].astype(np.int64)), day_of_month, month
+    for table in (weekday, day_of_month, month):
+        table.flags.writeable = False  # shared by every call
+    return int(ordinals[0]), weekday, day_of_month, month
 
 
 def feature_names(p: IndicatorParams, calendar_features: bool = True) -> list[str]:
