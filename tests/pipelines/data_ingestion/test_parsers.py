@@ -109,6 +109,22 @@ def test_unparseable_values_become_nan_for_validation(yahoo_bytes):
 
 
 # ----------------------------------------------------------------------- AlphaVantage JSON
+def test_every_number_equals_pythons_reading_of_its_text_on_both_reading_paths(yahoo_bytes):
+    # Well-formed files take the fast reader; a text value sends the file to the lenient one.
+    # Either way each number is the correctly rounded float of its text.
+    header, *rows = _lines(yahoo_bytes)
+    odd = rows.copy()
+    d, o, h, lo, _c, v = odd[7].split(",")
+    odd[7] = ",".join([d, o, h, lo, "n.a.", v])
+
+    for content in (yahoo_bytes, "\n".join([header, *odd]).encode()):
+        bars = parse_payload(payload(content))
+        texts = [row.split(",") for row in _lines(content)[1:]]
+        for column, name in ((1, "open"), (4, "close"), (5, "volume")):
+            expected = [float(t[column]) if t[column] != "n.a." else np.nan for t in texts]
+            np.testing.assert_array_equal(bars[name].to_numpy(), expected, err_msg=name)
+
+
 def test_alphavantage_daily_adjusted_json_maps_keys_by_name():
     raw = json.loads(AV_JSON.read_text())
     series = raw["Time Series (Daily)"]

@@ -53,6 +53,8 @@ def merge_history(frames: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
                 older["adjusted_close"] = older["adjusted_close"] * ratio
         history = pd.concat([older, bars], ignore_index=True)
     assert history is not None, "merge_history needs at least one payload"
+    if history["date"].is_monotonic_increasing:  # one payload: parsers return it sorted
+        return history
     return history.sort_values("date", kind="stable").reset_index(drop=True)
 
 
@@ -72,17 +74,17 @@ def adjust_bars(bars: pd.DataFrame) -> pd.DataFrame:
     Returns:
         A new frame; the input is not modified.
     """
-    out = bars[["date", *PRICE_FIELDS, "volume"]].copy()
-    split_factor = _cumulative_split_factor(bars)
+    split_factor = _cumulative_split_factor(bars).to_numpy(dtype=float)
+    out = {"date": bars["date"].to_numpy()}
     if "adjusted_close" in bars.columns and bars["adjusted_close"].notna().all():
-        ratio = bars["adjusted_close"] / bars["close"]
+        ratio = bars["adjusted_close"].to_numpy(dtype=float) / bars["close"].to_numpy(dtype=float)
         for field in PRICE_FIELDS:
-            out[field] = bars[field] * ratio
+            out[field] = bars[field].to_numpy(dtype=float) * ratio
     else:
         for field in PRICE_FIELDS:
-            out[field] = bars[field] / split_factor
-    out["volume"] = bars["volume"] * split_factor
-    return out
+            out[field] = bars[field].to_numpy(dtype=float) / split_factor
+    out["volume"] = bars["volume"].to_numpy(dtype=float) * split_factor
+    return pd.DataFrame(out, index=bars.index, copy=False)
 
 
 def _cumulative_split_factor(bars: pd.DataFrame) -> pd.Series:

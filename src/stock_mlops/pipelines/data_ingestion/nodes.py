@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stock_mlops.core import calendar
@@ -101,12 +102,12 @@ def clean_prices(
             report.append(_row(symbol, source, "parse", 0, reason=str(exc)))
 
     reference = pd.Timestamp(run_date) if run_date else _newest_session(merged)
-    kept: list[pd.DataFrame] = []
+    kept: dict[str, pd.DataFrame] = {}
     for symbol, bars in merged.items():
         clean, row = _validate_symbol(symbol, source, bars, params, reference)
         report.append(row)
         if clean is not None:
-            kept.append(clean.assign(**{C.SYMBOL: symbol}))
+            kept[symbol] = clean
 
     quality = pd.DataFrame(report, columns=REPORT_COLUMNS)
     # Which file or response each row is about (file names can differ from symbols).
@@ -118,10 +119,24 @@ def clean_prices(
         reasons = "; ".join(f"{r.symbol}: {r.reason}" for r in quality.itertuples())
         raise NoValidDataError(f"no symbol passed validation: {reasons}")
 
-    prices = pd.concat(kept, ignore_index=True)[C.PRICE_COLUMNS]
-    prices = prices.sort_values([C.SYMBOL, C.DATE], kind="stable").reset_index(drop=True)
-    logger.info("prices: %d bars for %d symbols", len(prices), prices[C.SYMBOL].nunique())
+    prices = _long_table(kept)
+    logger.info("prices: %d bars for %d symbols", len(prices), len(kept))
     return prices, quality
+
+
+def _long_table(bars_by_symbol: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One long ``prices`` table, sorted by symbol and date, from each symbol's sorted bars.
+
+    Built column by column with one shared string object per symbol (as Parquet gives them
+    back), so nothing needs sorting or copying twice.
+    """
+    symbols = sorted(bars_by_symbol)
+    parts = [bars_by_symbol[symbol] for symbol in symbols]
+    counts = [len(part) for part in parts]
+    columns = {C.SYMBOL: np.repeat(np.array(symbols, dtype=object), counts)}
+    for name in C.PRICE_COLUMNS[1:]:
+        columns[name] = np.concatenate([part[name].to_numpy() for part in parts])
+    return pd.DataFrame(columns, copy=False)
 
 
 def _newest_session(merged: dict[str, pd.DataFrame]) -> pd.Timestamp:

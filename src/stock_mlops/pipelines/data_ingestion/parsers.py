@@ -7,11 +7,18 @@ become NaN/NaT and are counted by validation; columns that are absent raise :cla
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
 import json
+import math
 import re
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv as pa_csv
 
 from stock_mlops.sources.alphavantage import alphavantage_error
 from stock_mlops.sources.base import RawPayload
@@ -71,11 +78,59 @@ def _parse_csv(content: bytes, where: str) -> pd.DataFrame:
     # AlphaVantage answers a CSV request with a JSON error body.
     if text.lstrip().startswith("{"):
         _raise_alphavantage_error(_load_json(text, where), where)
+    header = next(csv.reader(io.StringIO(text.lstrip("\r\n").split("\n", 1)[0])), [])
+    frame = _read_csv_arrow(content, header)
+    if frame is None:  # something Arrow's strict reader refuses: pandas' lenient one decides
+        frame = _read_csv_pandas(text, header, where)
+    frame.columns = [_canonical_header(c) for c in frame.columns]
+    if "close" not in frame.columns and "adjusted_close" in frame.columns:
+        raise ParseError(f"{where}: has 'adjusted_close' but no raw 'close' column")
+    return frame
+
+
+def _read_csv_arrow(content: bytes, header: list[str]) -> pd.DataFrame | None:
+    """Well-formed files through Arrow's CSV reader, or None for any other file.
+
+    Arrow parses numbers correctly rounded (equal to Python's ``float``) at about twice the speed
+    of pandas' round-trip parser, and ISO dates natively. The date column is read as text and
+    converted only when every value is an ISO date, so that 20230102 is never an integer.
+    """
+    dates = [name for name in header if _canonical_header(name) == "date"]
+    if len(set(header)) != len(header):
+        return None  # repeated column names: pandas numbers the repeats
     try:
-        header = pd.read_csv(io.StringIO(text), nrows=0).columns
+        table = pa_csv.read_csv(
+            io.BytesIO(content.removeprefix(codecs.BOM_UTF8)),
+            read_options=pa_csv.ReadOptions(use_threads=False),
+            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(dates, pa.string())),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if any(
+        not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type))
+        for field in table.schema
+        if field.name not in dates
+    ):
+        return None  # text in a number column: pandas' parser reads the rest round-trip exact
+    for name in dates:
+        text = table.column(name)
+        parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+        if parsed.null_count == text.null_count:
+            position = table.schema.get_field_index(name)
+            table = table.set_column(position, name, parsed.cast(pa.timestamp("ns")))
+    # Column by column: numbers as float64 (NaN where empty), as the typed frame holds them.
+    columns = {
+        name: (column if name in dates else column.cast(pa.float64())).to_numpy()
+        for name, column in zip(table.column_names, table.columns, strict=True)
+    }
+    return pd.DataFrame(columns, copy=False)
+
+
+def _read_csv_pandas(text: str, header: list[str], where: str) -> pd.DataFrame:
+    try:
         # Numbers are parsed natively (round-trip exact); the date column stays text so that a
         # date such as 20230102 is never read as an integer.
-        frame = pd.read_csv(
+        return pd.read_csv(
             io.StringIO(text),
             skipinitialspace=True,
             float_precision="round_trip",
@@ -83,10 +138,6 @@ def _parse_csv(content: bytes, where: str) -> pd.DataFrame:
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ParseError(f"{where}: not a readable CSV file ({exc})") from None
-    frame.columns = [_canonical_header(c) for c in frame.columns]
-    if "close" not in frame.columns and "adjusted_close" in frame.columns:
-        raise ParseError(f"{where}: has 'adjusted_close' but no raw 'close' column")
-    return frame
 
 
 def _canonical_header(name: str) -> str:
@@ -145,24 +196,44 @@ def _typed(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     if missing:
         raise ParseError(f"{where}: missing required column(s) {', '.join(missing)}")
     columns = REQUIRED + [c for c in OPTIONAL if c in frame.columns]
-    out = frame[columns].copy()
-    out["date"] = _dates(out["date"])
+    typed = {"date": _dates(frame["date"]).to_numpy()}
     for name in columns[1:]:
-        column = out[name]
+        column = frame[name]
         # Text left in a numeric column (a typo, "null") becomes NaN and is reported by validation.
-        out[name] = (
-            column.astype(float)
+        typed[name] = (
+            column.to_numpy(dtype=float)
             if pd.api.types.is_numeric_dtype(column)
-            else pd.to_numeric(column, errors="coerce")
+            else _numbers(column.to_numpy())
         )
+    out = pd.DataFrame(typed, copy=False)
+    dates = typed["date"]
+    if len(dates) > 1 and (dates[1:] > dates[:-1]).all():
+        return out  # oldest first already (Yahoo and most files)
+    if len(dates) > 1 and (dates[1:] < dates[:-1]).all():
+        return out.iloc[::-1].reset_index(drop=True)  # newest first (AlphaVantage)
     return out.sort_values("date", kind="stable", na_position="first").reset_index(drop=True)
 
 
-def _dates(text: pd.Series) -> pd.Series:
+def _numbers(values: np.ndarray) -> np.ndarray:
+    """Text to floats, each exactly as Python reads it (``pd.to_numeric`` may be off by one
+    unit in the last place); a value that is not a number becomes NaN."""
+
+    def number(value: object) -> float:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return math.nan
+
+    return np.fromiter((number(value) for value in values), dtype=float, count=len(values))
+
+
+def _dates(values: pd.Series) -> pd.Series:
     """ISO dates (the fast, common case), else any format pandas can read; NaT when none."""
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
-    if (parsed.isna() & text.notna()).any():
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    if pd.api.types.is_datetime64_dtype(values):  # days already parsed by the CSV reader
+        return values.astype("datetime64[ns]")
+    parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+    if (parsed.isna() & values.notna()).any():
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
     return parsed.dt.tz_localize(None).dt.normalize()
 
 

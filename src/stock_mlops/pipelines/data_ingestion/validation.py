@@ -67,8 +67,15 @@ def check_structure(bars: pd.DataFrame, findings: Findings) -> pd.DataFrame:
         findings.fail(f"{int(bad_dates.sum())} row(s) with an unparseable date")
         bars = bars[~bad_dates]
 
-    # Comparing whole rows is costly: do it only when some date repeats.
-    if bars["date"].duplicated().any():
+    # Comparing whole rows is costly: do it only when some date repeats (parsers sort by date,
+    # so a repeat sits next to its twin; the hash lookup is for unsorted input).
+    dates = bars["date"].to_numpy()
+    repeats = (
+        bool((dates[1:] == dates[:-1]).any())
+        if bars["date"].is_monotonic_increasing
+        else bool(bars["date"].duplicated().any())
+    )
+    if repeats:
         identical = bars.duplicated(keep="first")
         if identical.any():
             findings.note(f"{int(identical.sum())} identical duplicate row(s) merged")
