@@ -194,14 +194,14 @@ def _targets(
     """
     target_date = calendar.next_sessions_array(dates)
     target_close, target_return = out[0], out[1]
-    counts = _counts(kept)
-    last_kept = np.cumsum(counts)[counts > 0] - 1
     if all(isinstance(k, slice) and k.stop == end for k, end in zip(kept, panel.ends)):
         # Every symbol kept a run of rows up to its last bar (always, on clean bars): a row's
         # next bar is the next row, read in place without gathering.
         no_target = np.empty(len(dates), dtype=bool)
         np.not_equal(dates[1:], target_date[:-1], out=no_target[:-1])
         target_close[:-1] = close[1:]
+        counts = _counts(kept)
+        last_kept = np.cumsum(counts)[counts > 0] - 1
     else:
         rows = _rows(kept)
         following = np.minimum(rows + 1, max(len(panel.frame) - 1, 0))
