@@ -101,9 +101,9 @@ def as_raw_batch(prices: pd.DataFrame) -> dict:
         prices: Output of :func:`synthetic_prices`.
 
     Returns:
-        The dict that ``clean_prices`` takes as ``raw_prices``.
+        What ``clean_prices`` takes as ``raw_prices``.
     """
-    from stock_mlops.sources.base import RawPayload
+    from stock_mlops.sources.base import ArchivedPrices, PriceRequest, RawPayload
 
     fetched_at = pd.Timestamp("2024-01-02", tz="UTC").to_pydatetime()
     payloads = {}
@@ -122,9 +122,9 @@ def as_raw_batch(prices: pd.DataFrame) -> dict:
                 origin=f"{symbol}.csv",
             )
         ]
-    return {
-        "request": {"source": "csv", "symbols": sorted(payloads), "settings": {}},
-        "fetched_at": "20240102T000000000000Z",
-        "payloads": payloads,
-        "failures": [],
-    }
+    return ArchivedPrices(
+        request=PriceRequest(source="csv", symbols=tuple(sorted(payloads))),
+        fetched_at="20240102T000000000000Z",
+        payloads=payloads,
+        failures=[],
+    )

@@ -61,7 +61,11 @@ from _synthetic import DEFAULT_SEED, as_raw_batch, synthetic_prices  # noqa: E40
 
 from stock_mlops.core import calendar  # noqa: E402
 from stock_mlops.core import columns as C  # noqa: E402
-from stock_mlops.core.params import IndicatorParams  # noqa: E402
+from stock_mlops.core.params import (  # noqa: E402
+    DataIngestionParams,
+    FeatureEngineeringParams,
+    IndicatorParams,
+)
 from stock_mlops.pipelines.data_ingestion.nodes import clean_prices  # noqa: E402
 from stock_mlops.pipelines.feature_engineering.nodes import build_features  # noqa: E402
 
@@ -120,7 +124,7 @@ def csv_floor(raw: dict[str, Any]) -> list[pd.DataFrame]:
     """Only reading every payload's CSV bytes with pandas: the floor under ``clean_prices``."""
     return [
         pd.read_csv(io.BytesIO(payload.content))
-        for payloads in raw["payloads"].values()
+        for payloads in raw.payloads.values()
         for payload in payloads
     ]
 
@@ -234,19 +238,21 @@ def main(argv: list[str] | None = None) -> int:
     # The first full-size call of each side pays one-off costs (first touch of fresh memory):
     # reported on its own line, kept out of the medians.
     cold_floor = timed(lambda: talib_floor(prices, indicator_params))
-    cold_feat = timed(lambda: build_features(prices, {}))
+    cold_feat = timed(lambda: build_features(prices, FeatureEngineeringParams()))
 
     feat_times, floor_times = paired(
-        lambda: build_features(prices, {}),
+        lambda: build_features(prices, FeatureEngineeringParams()),
         lambda: talib_floor(prices, indicator_params),
         args.repeats,
     )
     clean_times, read_times = paired(
-        lambda: clean_prices(raw, {}, None), lambda: csv_floor(raw), args.clean_repeats
+        lambda: clean_prices(raw, DataIngestionParams(), None),
+        lambda: csv_floor(raw),
+        args.clean_repeats,
     )
-    feat_traced = peak_traced(lambda: build_features(prices, {}))
-    feat_rss = peak_rss(lambda: build_features(prices, {}))
-    clean_rss = peak_rss(lambda: clean_prices(raw, {}, None))
+    feat_traced = peak_traced(lambda: build_features(prices, FeatureEngineeringParams()))
+    feat_rss = peak_rss(lambda: build_features(prices, FeatureEngineeringParams()))
+    clean_rss = peak_rss(lambda: clean_prices(raw, DataIngestionParams(), None))
 
     feature_ratios = [f / b for f, b in zip(feat_times, floor_times, strict=True)]
     feature_ratio = statistics.median(feature_ratios)

@@ -67,22 +67,25 @@ def training_times() -> dict[str, object]:
     import pandas as pd
     import yaml
 
-    from stock_mlops.core.params import SplitParams
+    from stock_mlops.core.params import DataIngestionParams, FeatureEngineeringParams, SplitParams
     from stock_mlops.pipelines.data_ingestion.nodes import clean_prices
     from stock_mlops.pipelines.feature_engineering.nodes import build_features
     from stock_mlops.pipelines.training.config_validation import validate_ludwig_config
     from stock_mlops.pipelines.training.ludwig_trainer import train_ludwig
     from stock_mlops.pipelines.training.splits import holdout_fold, labelled_rows, split_rows
+    from stock_mlops.sources.base import ArchivedPrices, PriceRequest
     from stock_mlops.sources.files import BundledSource
 
     source = BundledSource()
     symbols = source.list_symbols()
-    batch = {
-        "request": {"source": "bundled", "symbols": symbols, "settings": {}},
-        "payloads": {s: [source.fetch(s)] for s in symbols},
-        "failures": [],
-    }
-    features = build_features(clean_prices(batch, {}, None)[0], {})
+    batch = ArchivedPrices(
+        request=PriceRequest(source="bundled", symbols=tuple(symbols)),
+        fetched_at="",
+        payloads={s: [source.fetch(s)] for s in symbols},
+        failures=[],
+    )
+    prices, _ = clean_prices(batch, DataIngestionParams(), None)
+    features = build_features(prices, FeatureEngineeringParams())
     params = yaml.safe_load((PROJECT / "conf/base/parameters_training.yml").read_text())
     split = SplitParams(**params["training"]["split"])
     parts = split_rows(labelled_rows(features), holdout_fold(split))

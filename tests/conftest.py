@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers import raw_batch
 
+from stock_mlops.core.params import DataIngestionParams, FeatureEngineeringParams, TrainingParams
 from stock_mlops.pipelines.data_ingestion.nodes import clean_prices
 from stock_mlops.pipelines.feature_engineering.nodes import build_features
 
@@ -18,7 +19,7 @@ from stock_mlops.pipelines.feature_engineering.nodes import build_features
 @pytest.fixture(scope="session")
 def small_prices() -> pd.DataFrame:
     """Validated bundled prices of three symbols, 2013-2023."""
-    prices, _ = clean_prices(raw_batch(), {}, None)
+    prices, _ = clean_prices(raw_batch(), DataIngestionParams(), None)
     return prices
 
 
@@ -33,19 +34,19 @@ def market_data(tmp_path, small_prices: pd.DataFrame) -> str:
 @pytest.fixture(scope="session")
 def small_features(small_prices: pd.DataFrame) -> pd.DataFrame:
     """Features of the three symbols from 2019 (short, but spans every split date below)."""
-    features = build_features(small_prices, {})
+    features = build_features(small_prices, FeatureEngineeringParams())
     return features[features["date"] >= "2019-01-01"].reset_index(drop=True)
 
 
 @pytest.fixture
-def training_params() -> dict[str, Any]:
+def training_params() -> TrainingParams:
     """Training parameters with a split that fits ``small_features``."""
-    return {
-        "ludwig_config": "unused-in-unit-tests.yaml",
-        "scope": "per_symbol",
-        "split": dict(TRAINING_SPLIT),
-        "random_seed": 1,
-    }
+    return TrainingParams(
+        ludwig_config="unused-in-unit-tests.yaml",
+        scope="per_symbol",
+        split=dict(TRAINING_SPLIT),
+        random_seed=1,
+    )
 
 
 # A one-epoch Ludwig config: real training, seconds not minutes.
@@ -68,19 +69,34 @@ def tiny_ludwig_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def tiny_forecaster(small_features):
-    """A real per-symbol Ludwig forecaster trained for one epoch (trained once per session)."""
+def tiny_forecaster(small_features, tmp_path_factory):
+    """A real per-symbol Ludwig forecaster trained for one epoch (trained once per session),
+    and the handle of its copy in a real local model store."""
+    from stock_mlops.datasets import PyfuncModelDataset
     from stock_mlops.pipelines.training.nodes import train_forecaster, validate_training_config
 
-    params = {"ludwig_config": "tiny.yaml", "split": dict(TRAINING_SPLIT), "random_seed": 1}
-    validated = validate_training_config(copy.deepcopy(TINY_LUDWIG_CONFIG), small_features, params)
-    forecaster, curves, tags = train_forecaster(
-        small_features, validated, params, "test", {"git_commit": "abc123"}
+    params = TrainingParams(ludwig_config="tiny.yaml", split=dict(TRAINING_SPLIT), random_seed=1)
+    validated = validate_training_config(
+        copy.deepcopy(TINY_LUDWIG_CONFIG), small_features, params.scope
     )
+    forecaster, curves, tags = train_forecaster(small_features, validated, params, "test")
+    store = PyfuncModelDataset(filepath=str(tmp_path_factory.mktemp("models") / "forecaster"))
+    store.save(forecaster)
     return {
         "model": forecaster,
+        "handle": store.load(),
         "curves": curves,
         "tags": tags,
         "config": validated,
         "params": params,
     }
+
+
+@pytest.fixture
+def alpaca_keys(monkeypatch):
+    """The fake Alpaca keys in the environment, and loopback kept off any proxy."""
+    from fakes.alpaca_server import API_KEY, SECRET_KEY
+
+    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
+    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

@@ -15,7 +15,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from stock_mlops.core import columns as C
-from stock_mlops.sources.base import RawPayload
+from stock_mlops.sources.base import ArchivedPrices, PriceRequest, RawPayload
 from stock_mlops.sources.files import BundledSource
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -39,20 +39,38 @@ CONTRACT_FEATURES = [
 ]
 
 
+# Every indicator window changed from its default (and 1.5 standard deviations, which a column
+# name writes as 1p5): a feature that ignores its parameters would go unnoticed with defaults.
+OTHER_WINDOWS = {
+    "indicators": {
+        "rsi_window": 7,
+        "ema_window": 21,
+        "sma_window": 50,
+        "dema_window": 5,
+        "macd": {"fast": 5, "slow": 35, "signal": 5},
+        "bollinger": {"window": 10, "num_std": 1.5},
+        "atr_window": 5,
+        "log_return_windows": [1, 10, 60],
+        "volatility_window": 60,
+        "volume_zscore_window": 5,
+    }
+}
+
+
 def load_conf(name: str, env: str = "base") -> dict[str, Any]:
     """One YAML file of conf/<env> without Kedro's resolvers (tests that need them use Kedro)."""
     return yaml.safe_load((PROJECT / "conf" / env / name).read_text())
 
 
-def raw_batch(symbols: tuple[str, ...] = SMALL_SYMBOLS) -> dict[str, Any]:
+def raw_batch(symbols: tuple[str, ...] = SMALL_SYMBOLS) -> ArchivedPrices:
     """What the raw-price archive would load after fetching ``symbols`` from the snapshot."""
     source = BundledSource()
-    return {
-        "request": {"source": "bundled", "symbols": list(symbols), "settings": {}},
-        "fetched_at": "20240101T000000000000Z",
-        "payloads": {s: [source.fetch(s)] for s in symbols},
-        "failures": [],
-    }
+    return ArchivedPrices(
+        request=PriceRequest(source="bundled", symbols=tuple(symbols)),
+        fetched_at="20240101T000000000000Z",
+        payloads={s: [source.fetch(s)] for s in symbols},
+        failures=[],
+    )
 
 
 def make_payload(
@@ -76,16 +94,23 @@ def make_payload(
     )
 
 
-def run_slice(pipeline: Pipeline, inputs: dict[str, Any], copy_mode: str | None = None) -> dict:
+def run_slice(
+    pipeline: Pipeline,
+    inputs: dict[str, Any],
+    copy_mode: str | None = None,
+    datasets: dict[str, Any] | None = None,
+) -> dict:
     """Runs a pipeline on an in-memory catalog holding ``inputs``; returns its final outputs.
 
+    ``datasets`` replaces the memory dataset of an output by a real one (a model store, say).
     Intermediate outputs are released by Kedro's runner once consumed, as in a real run.
+    Parameters are given as validated models, as Kedro hands them to nodes.
     """
     catalog = DataCatalog(
         {name: MemoryDataset(data, copy_mode=copy_mode) for name, data in inputs.items()}
     )
     for name in pipeline.all_outputs():
-        catalog[name] = MemoryDataset(copy_mode=copy_mode)
+        catalog[name] = (datasets or {}).get(name) or MemoryDataset(copy_mode=copy_mode)
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.outputs()}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ from kedro.config import OmegaConfigLoader
 
 from stock_mlops import settings
 
-TEAMS = ("red", "blue")
 CONF = PROJECT / "conf"
+# Teams are discovered, as the competition discovers them: every conf/<env> naming a team.
+TEAMS = tuple(settings.team_storage_roots())
 
 
 def _leaf_paths(tree: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -74,12 +76,18 @@ def _loader(env: str) -> OmegaConfigLoader:
     )
 
 
-@pytest.mark.parametrize(("team", "threshold"), [("red", 0.004), ("blue", 0.006)])
-def test_team_parameters_merge_softly_into_base(team, threshold):
+def test_red_and_blue_are_the_shipped_teams():
+    assert set(TEAMS) == {"red", "blue"}
+
+
+@pytest.mark.parametrize("team", TEAMS)
+def test_team_parameters_merge_softly_into_base(team):
     params = _loader(team)["parameters"]
     base = _loader("base")["parameters"]
+    own = yaml.safe_load((CONF / team / "parameters_trading.yml").read_text())
     assert params["team"] == team
-    assert params["trading"]["threshold"] == threshold
+    assert params["trading"]["threshold"] == own["trading"]["threshold"]
+    assert params["trading"]["threshold"] != base["trading"]["threshold"]
     # Untouched siblings of the overridden leaf survive the merge.
     assert params["trading"]["broker"] == base["trading"]["broker"]
     assert params["trading"]["risk"] == base["trading"]["risk"]
@@ -95,3 +103,33 @@ def test_team_mlflow_experiment_and_storage_root(team):
     catalog = loader["catalog"]
     assert catalog["prices"]["filepath"] == f"data/{team}/03_primary/prices.parquet"
     assert catalog["registered_forecaster"]["model_name"] == f"stock_mlops_{team}"
+
+
+def test_adding_a_team_is_one_new_folder(tmp_path, monkeypatch):
+    """A copy of conf/ plus conf/green/globals.yml: green joins the competition with its own
+    storage root, MLflow experiment and registered model, and nothing else is edited."""
+    project = tmp_path / "project"
+    (project / "conf").mkdir(parents=True)
+    for env in ("base", "red", "blue"):
+        shutil.copytree(CONF / env, project / "conf" / env)
+    (project / "pyproject.toml").write_text("[tool.kedro]\npackage_name = 'stock_mlops'\n")
+    green = project / "conf" / "green"
+    green.mkdir()
+    (green / "globals.yml").write_text("team: green\nstorage_root: data/green\n")
+    monkeypatch.chdir(project)
+
+    loader = OmegaConfigLoader(
+        conf_source=str(project / "conf"),
+        env="green",
+        **{k: v for k, v in settings.CONFIG_LOADER_ARGS.items() if k != "config_patterns"},
+        config_patterns=settings.CONFIG_LOADER_ARGS["config_patterns"],
+    )
+    params = loader["parameters"]
+    assert params["competition"]["teams"] == {
+        "blue": "data/blue",
+        "green": "data/green",
+        "red": "data/red",
+    }
+    assert params["team"] == "green" and params["storage_root"] == "data/green"
+    assert loader["catalog"]["prices"]["filepath"] == "data/green/03_primary/prices.parquet"
+    assert loader["mlflow"]["tracking"]["experiment"]["name"] == "stock_mlops_green"

@@ -1,13 +1,13 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
 import os
-import warnings
 from pathlib import Path
 
+import yaml
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from stock_mlops.hooks import ParameterValidationHook
+from stock_mlops.hooks import LocalTrackingStoreHook, ParameterValidationHook
 
 
 def _project_root() -> Path:
@@ -19,27 +19,46 @@ def _project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def local_tracking_uri(relative: str = "mlflow/mlflow.db") -> str:
-    """A SQLite MLflow store inside the project, anchored to its root, not the working directory."""
-    database = _project_root() / relative
-    database.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{database}"
+LOCAL_TRACKING_DB = "mlflow/mlflow.db"
+LOCAL_ARTIFACTS = "mlflow/artifacts"
 
 
-def local_artifact_location(relative: str = "mlflow/artifacts") -> str | None:
+def local_tracking_uri(relative: str = LOCAL_TRACKING_DB) -> str:
+    """A SQLite MLflow store inside the project, anchored to its root, not the working directory.
+
+    Resolving configuration creates nothing: :class:`LocalTrackingStoreHook` creates the folder
+    when a run starts.
+    """
+    return f"sqlite:///{_project_root() / relative}"
+
+
+def local_artifact_location(relative: str = LOCAL_ARTIFACTS) -> str | None:
     """Artifacts next to the local store; None (the server's own store) with a remote server."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri.startswith(("http://", "https://", "databricks")):
         return None
-    folder = _project_root() / relative
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder.as_uri()
+    return (_project_root() / relative).as_uri()
 
 
-# kedro-mlflow's own PythonModel triggers this MLflow advice at import; it is not actionable here.
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+def team_storage_roots() -> dict[str, str]:
+    """Every team environment's storage root: ``team -> storage_root`` of each ``conf/<env>``
+    whose ``globals.yml`` names a team (``base`` and ``local`` are not teams).
 
-HOOKS = (ParameterValidationHook(),)
+    The competition's default ``competition.teams`` comes from here, so adding a team is one new
+    folder under ``conf/``.
+    """
+    roots = {}
+    for folder in sorted((_project_root() / "conf").iterdir()):
+        globals_file = folder / "globals.yml"
+        if folder.name in ("base", "local") or not globals_file.is_file():
+            continue
+        values = yaml.safe_load(globals_file.read_text(encoding="utf-8")) or {}
+        if "team" in values:
+            roots[str(values["team"])] = str(values.get("storage_root", f"data/{values['team']}"))
+    return roots
+
+
+HOOKS = (LocalTrackingStoreHook(), ParameterValidationHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -51,6 +70,7 @@ CONFIG_LOADER_ARGS = {
         "oc.env": oc.env,
         "local_tracking_uri": local_tracking_uri,
         "local_artifact_location": local_artifact_location,
+        "team_storage_roots": team_storage_roots,
     },
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }

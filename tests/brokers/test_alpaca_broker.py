@@ -3,11 +3,11 @@ and through the trading datasets (``BrokerAccountDataset`` / ``BrokerOrdersDatas
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 import uuid
 
+import pandas as pd
 import pytest
 from alpaca.trading.models import Clock as AlpacaClock
 from alpaca.trading.models import Order, Position, TradeAccount
@@ -15,7 +15,13 @@ from fakes.alpaca_server import API_KEY, NEW_YORK, SECRET_KEY, FakeAlpacaServer
 from kedro.io.core import DatasetError
 
 from stock_mlops.brokers.alpaca import AlpacaBroker, neutral_status
-from stock_mlops.brokers.base import BrokerError, OrderRequest
+from stock_mlops.core.broker_types import (
+    BrokerError,
+    BrokerRequest,
+    OrderRequest,
+    OrderSubmission,
+)
+from stock_mlops.core.params import AlpacaBrokerParams, LocalBrokerParams
 from stock_mlops.datasets import BrokerAccountDataset, BrokerOrdersDataset
 from stock_mlops.datasets.broker import LIVE_CONFIRMATION_VALUE, LIVE_CONFIRMATION_VARIABLE
 
@@ -25,10 +31,7 @@ DECIDED, TARGET = dt.date(2023, 12, 29), dt.date(2024, 1, 2)
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
-    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+def fake(alpaca_keys, monkeypatch):
     monkeypatch.delenv(LIVE_CONFIRMATION_VARIABLE, raising=False)
     with FakeAlpacaServer(cash=100_000.0) as server:
         server.set_price("AAPL", 192.53)
@@ -53,17 +56,18 @@ def _order(symbol: str = "AAPL", side: str = "buy", qty: float = 10.0) -> OrderR
     )
 
 
-def _submission(fake: FakeAlpacaServer, *orders: OrderRequest, live: bool = False) -> dict:
-    return {
-        "request": {
-            "broker": "alpaca",
-            "live": live,
-            "as_of": DECIDED.isoformat(),
-            "local": {},
-            "alpaca": {"url_override": fake.url, "timeout_seconds": TIMEOUT},
-        },
-        "orders": [dataclasses.asdict(o) for o in orders],
-    }
+def _submission(
+    fake: FakeAlpacaServer, *orders: OrderRequest, live: bool = False
+) -> OrderSubmission:
+    request = BrokerRequest(
+        broker="alpaca",
+        live=live,
+        as_of=DECIDED,
+        local=LocalBrokerParams(),
+        alpaca=AlpacaBrokerParams(url_override=fake.url, timeout_seconds=TIMEOUT),
+        market_bars=pd.DataFrame(),  # Alpaca marks positions itself: no bars needed
+    )
+    return OrderSubmission(request=request, orders=orders)
 
 
 # ---------------------------------------------------------------------------- the fake itself
@@ -319,7 +323,7 @@ def test_account_dataset_stores_the_alpaca_snapshot(fake, tmp_path):
     fake.add_position("MSFT", 5, 300.0, 376.04)
     dataset = BrokerAccountDataset(filepath=str(tmp_path / "broker"))
 
-    dataset.save(_submission(fake)["request"])
+    dataset.save(_submission(fake).request)
     snapshot = dataset.load()
 
     assert snapshot.broker == "alpaca"
@@ -414,4 +418,4 @@ def test_missing_keys_through_the_dataset(fake, tmp_path, monkeypatch):
     dataset = BrokerAccountDataset(filepath=str(tmp_path / "broker"))
 
     with pytest.raises(DatasetError, match="ALPACA_API_KEY"):
-        dataset.save(_submission(fake)["request"])
+        dataset.save(_submission(fake).request)

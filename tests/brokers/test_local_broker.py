@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from stock_mlops.brokers.base import OrderRequest
 from stock_mlops.brokers.local import LocalPaperBroker
+from stock_mlops.core.broker_types import OrderRequest
 
 DAY = pd.Timestamp("2023-06-01")
 NEXT = pd.Timestamp("2023-06-02")
@@ -116,10 +116,17 @@ def test_no_shorting():
     assert b.state["cash"] == 10_000.0 and b.positions() == {}
 
 
-def test_a_pending_sell_larger_than_the_position_sells_what_is_left():
+@pytest.fixture
+def holding_ten() -> LocalPaperBroker:
+    """A broker that bought 10 AAA at the close and now fills at the next open."""
     b = broker(fill_at="close")
     b.submit_order(order("AAA", "buy", 10))
     b.fill_at = "next_open"
+    return b
+
+
+def test_a_pending_sell_larger_than_the_position_sells_what_is_left(holding_ten):
+    b = holding_ten
     b.submit_order(order("AAA", "sell", 6, cid="first"))
     b.submit_order(order("AAA", "sell", 6, cid="second"))
     b.open_session(NEXT, {"AAA": 100.0})
@@ -129,10 +136,8 @@ def test_a_pending_sell_larger_than_the_position_sells_what_is_left():
     assert b.positions() == {}
 
 
-def test_two_pending_sells_never_sell_more_than_is_held():
-    b = broker(fill_at="close")
-    b.submit_order(order("AAA", "buy", 10))
-    b.fill_at = "next_open"
+def test_two_pending_sells_never_sell_more_than_is_held(holding_ten):
+    b = holding_ten
     b.submit_order(order("AAA", "sell", 10, cid="first"))
     b.submit_order(order("AAA", "sell", 10, cid="second"))
     fills = b.open_session(NEXT, {"AAA": 100.0})

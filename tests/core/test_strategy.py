@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stock_mlops.brokers.base import AccountSnapshot, Clock, Position
+from stock_mlops.core.broker_types import AccountSnapshot, Clock, Position
 from stock_mlops.core.params import TradingParams
 from stock_mlops.core.strategy import (
     ALREADY_SUBMITTED,

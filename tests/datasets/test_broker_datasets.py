@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 from kedro.io.core import DatasetError
 
-from stock_mlops.brokers.base import BrokerError
 from stock_mlops.brokers.local import LocalPaperBroker
+from stock_mlops.core.broker_types import BrokerError, BrokerRequest, OrderRequest, OrderSubmission
+from stock_mlops.core.params import AlpacaBrokerParams, LocalBrokerParams
 from stock_mlops.datasets import BrokerAccountDataset, BrokerOrdersDataset
-
-
-@pytest.fixture
-def market(market_data: str) -> str:
-    return market_data
 
 
 @pytest.fixture
@@ -26,47 +22,58 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "broker"
 
 
-def request(as_of: str, fill_at: str = "close", broker: str = "local") -> dict[str, Any]:
-    return {
-        "broker": broker,
-        "live": False,
-        "as_of": as_of,
-        "local": {
-            "initial_cash": 100_000.0,
-            "fill_at": fill_at,
-            "commission_bps": 1.0,
-            "slippage_bps": 5.0,
-        },
-        "alpaca": {"url_override": None, "timeout_seconds": 10},
-    }
+@pytest.fixture
+def request_for(small_prices: pd.DataFrame) -> Callable[..., BrokerRequest]:
+    """Builds a broker request carrying the real bars up to its date, as the trading node does."""
+
+    def build(
+        as_of: str, fill_at: str = "close", broker: str = "local", bars: pd.DataFrame | None = None
+    ) -> BrokerRequest:
+        bars = small_prices if bars is None else bars
+        return BrokerRequest(
+            broker=broker,
+            live=False,
+            as_of=dt.date.fromisoformat(as_of),
+            local=LocalBrokerParams(
+                initial_cash=100_000.0, fill_at=fill_at, commission_bps=1.0, slippage_bps=5.0
+            ),
+            alpaca=AlpacaBrokerParams(),
+            market_bars=bars[bars["date"] <= pd.Timestamp(as_of)],
+        )
+
+    return build
 
 
-def submission(as_of: str, fill_at: str = "close", **qty: float) -> dict[str, Any]:
-    day = dt.date.fromisoformat(as_of)
-    return {
-        "request": request(as_of, fill_at),
-        "orders": [
-            {
-                "client_order_id": f"red-{day:%Y%m%d}-{symbol}-buy",
-                "symbol": symbol,
-                "side": "buy",
-                "qty": q,
-                "reference_price": 100.0,
-                "decision_date": day,
-                "target_date": day,
-            }
-            for symbol, q in qty.items()
-        ],
-    }
+@pytest.fixture
+def submission(request_for) -> Callable[..., OrderSubmission]:
+    def build(as_of: str, fill_at: str = "close", **qty: float) -> OrderSubmission:
+        day = dt.date.fromisoformat(as_of)
+        return OrderSubmission(
+            request=request_for(as_of, fill_at),
+            orders=tuple(
+                OrderRequest(
+                    client_order_id=f"red-{day:%Y%m%d}-{symbol}-buy",
+                    symbol=symbol,
+                    side="buy",
+                    qty=q,
+                    reference_price=100.0,
+                    decision_date=day,
+                    target_date=day,
+                )
+                for symbol, q in qty.items()
+            ),
+        )
+
+    return build
 
 
 def state_file(root: Path) -> Path:
     return root / "local_account.json"
 
 
-def test_snapshot_of_a_new_local_account(root: Path, market: str):
-    dataset = BrokerAccountDataset(filepath=str(root), market_data=market)
-    dataset.save(request("2023-06-01", fill_at="next_open"))
+def test_snapshot_of_a_new_local_account(root: Path, request_for, submission):
+    dataset = BrokerAccountDataset(filepath=str(root))
+    dataset.save(request_for("2023-06-01", fill_at="next_open"))
     snapshot = dataset.load()
     assert snapshot.broker == "local"
     assert snapshot.cash == 100_000.0 and snapshot.positions == {}
@@ -74,45 +81,42 @@ def test_snapshot_of_a_new_local_account(root: Path, market: str):
     assert json.loads(state_file(root).read_text())["as_of"] == "2023-06-01"
 
 
-def test_loading_before_any_snapshot_fails(root: Path, market: str):
+def test_loading_before_any_snapshot_fails(root: Path, request_for, submission):
     with pytest.raises(DatasetError, match="no snapshots stored"):
-        BrokerAccountDataset(filepath=str(root), market_data=market).load()
+        BrokerAccountDataset(filepath=str(root)).load()
 
 
-def test_an_unknown_broker_is_an_error(root: Path, market: str):
+def test_an_unknown_broker_is_an_error(root: Path, request_for, submission):
     with pytest.raises(DatasetError, match="unknown broker 'ibkr'"):
-        BrokerAccountDataset(filepath=str(root), market_data=market).save(
-            request("2023-06-01", broker="ibkr")
-        )
+        BrokerAccountDataset(filepath=str(root)).save(request_for("2023-06-01", broker="ibkr"))
 
 
-def test_the_local_broker_needs_market_data(root: Path, tmp_path: Path):
-    with pytest.raises(DatasetError, match="needs `market_data`"):
-        BrokerAccountDataset(filepath=str(root)).save(request("2023-06-01"))
-    missing = str(tmp_path / "nowhere.parquet")
-    with pytest.raises(DatasetError, match="does not exist yet"):
-        BrokerAccountDataset(filepath=str(root), market_data=missing).save(request("2023-06-01"))
-
-
-def test_an_as_of_date_before_the_market_data_is_an_error(root: Path, market: str):
-    with pytest.raises(DatasetError, match="no market data"):
-        BrokerAccountDataset(filepath=str(root), market_data=market).save(request("2000-01-03"))
+def test_the_local_broker_needs_market_bars(root: Path, request_for, small_prices):
+    no_bars = request_for("2023-06-01", bars=small_prices.iloc[0:0])
+    with pytest.raises(DatasetError, match="no market bars up to 2023-06-01"):
+        BrokerAccountDataset(filepath=str(root)).save(no_bars)
     assert not state_file(root).exists()
 
 
-def test_a_failing_account_read_stores_nothing(root: Path, market: str, monkeypatch):
+def test_an_as_of_date_before_the_market_data_is_an_error(root: Path, request_for):
+    with pytest.raises(DatasetError, match="no market bars"):
+        BrokerAccountDataset(filepath=str(root)).save(request_for("2000-01-03"))
+    assert not state_file(root).exists()
+
+
+def test_a_failing_account_read_stores_nothing(root: Path, request_for, submission, monkeypatch):
     def refuse(self):
         raise BrokerError("GET /account timed out")
 
     monkeypatch.setattr(LocalPaperBroker, "account", refuse)
-    dataset = BrokerAccountDataset(filepath=str(root), market_data=market)
+    dataset = BrokerAccountDataset(filepath=str(root))
     with pytest.raises(DatasetError, match="reading the local account failed: GET /account"):
-        dataset.save(request("2023-06-01"))
+        dataset.save(request_for("2023-06-01"))
     assert not state_file(root).exists()
 
 
-def test_orders_are_submitted_and_their_reports_loaded(root: Path, market: str):
-    orders = BrokerOrdersDataset(filepath=str(root), market_data=market)
+def test_orders_are_submitted_and_their_reports_loaded(root: Path, request_for, submission):
+    orders = BrokerOrdersDataset(filepath=str(root))
     orders.save(submission("2023-06-01", AAPL=10.0, MSFT=5.0))
     reports = orders.load()
     assert list(reports["symbol"]) == ["AAPL", "MSFT"]
@@ -121,8 +125,8 @@ def test_orders_are_submitted_and_their_reports_loaded(root: Path, market: str):
     assert {s: p["qty"] for s, p in state["positions"].items()} == {"AAPL": 10.0, "MSFT": 5.0}
 
 
-def test_resubmitting_the_same_orders_trades_nothing_new(root: Path, market: str):
-    orders = BrokerOrdersDataset(filepath=str(root), market_data=market)
+def test_resubmitting_the_same_orders_trades_nothing_new(root: Path, request_for, submission):
+    orders = BrokerOrdersDataset(filepath=str(root))
     orders.save(submission("2023-06-01", AAPL=10.0))
     before = state_file(root).read_bytes()
     first = orders.load()
@@ -132,9 +136,9 @@ def test_resubmitting_the_same_orders_trades_nothing_new(root: Path, market: str
 
 
 def test_a_failure_mid_submission_leaves_the_account_unchanged(
-    root: Path, market: str, monkeypatch
+    root: Path, request_for, submission, monkeypatch
 ):
-    orders = BrokerOrdersDataset(filepath=str(root), market_data=market)
+    orders = BrokerOrdersDataset(filepath=str(root))
     orders.save(submission("2023-06-01", AAPL=1.0))
     before = state_file(root).read_bytes()
     reports_before = orders.load()
@@ -156,13 +160,13 @@ def test_a_failure_mid_submission_leaves_the_account_unchanged(
     pd.testing.assert_frame_equal(orders.load(), reports_before)
 
 
-def test_the_account_replays_the_sessions_it_has_not_seen(root: Path, market: str):
-    orders = BrokerOrdersDataset(filepath=str(root), market_data=market)
+def test_the_account_replays_the_sessions_it_has_not_seen(root: Path, request_for, submission):
+    orders = BrokerOrdersDataset(filepath=str(root))
     orders.save(submission("2023-06-01", fill_at="next_open", AAPL=10.0))
     assert orders.load()["status"].tolist() == ["accepted"]
 
-    account = BrokerAccountDataset(filepath=str(root), market_data=market)
-    account.save(request("2023-06-05", fill_at="next_open"))
+    account = BrokerAccountDataset(filepath=str(root))
+    account.save(request_for("2023-06-05", fill_at="next_open"))
     snapshot = account.load()
     state = json.loads(state_file(root).read_text())
     fill = state["fills"][0]
@@ -174,8 +178,8 @@ def test_the_account_replays_the_sessions_it_has_not_seen(root: Path, market: st
     assert snapshot.clock.execution_session == dt.date(2023, 6, 6)
 
 
-def test_an_older_run_date_never_rewinds_the_account(root: Path, market: str):
-    account = BrokerAccountDataset(filepath=str(root), market_data=market)
-    account.save(request("2023-06-05", fill_at="next_open"))
-    account.save(request("2023-06-01", fill_at="next_open"))
+def test_an_older_run_date_never_rewinds_the_account(root: Path, request_for, submission):
+    account = BrokerAccountDataset(filepath=str(root))
+    account.save(request_for("2023-06-05", fill_at="next_open"))
+    account.save(request_for("2023-06-01", fill_at="next_open"))
     assert account.load().clock.execution_session == dt.date(2023, 6, 6)

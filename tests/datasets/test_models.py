@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from kedro.io.core import DatasetError, Version
 
+from stock_mlops.core.model_handle import AliasUpdate, ModelRegistration
 from stock_mlops.datasets.models import (
     ChampionModelDataset,
     PyfuncModelDataset,
@@ -45,26 +46,31 @@ def test_local_model_round_trips_and_versions(tmp_path, tiny_forecaster, small_f
     assert loaded.predict(rows)["prediction"].to_numpy() == pytest.approx(expected)
 
 
+def registration(tiny_forecaster) -> ModelRegistration:
+    return ModelRegistration(model=tiny_forecaster["handle"], tags={"team": "t", "scope": "x"})
+
+
 def test_registration_needs_an_active_run(store, tiny_forecaster):
     with pytest.raises(DatasetError, match="active MLflow run"):
-        RegisteredModelDataset(model_name="stock_mlops_t").save(tiny_forecaster["model"])
+        RegisteredModelDataset(model_name="stock_mlops_t").save(registration(tiny_forecaster))
 
 
 def test_register_then_promote_then_load_champion(store, tiny_forecaster, small_features):
     registry = RegisteredModelDataset(model_name="stock_mlops_t")
     champion = ChampionModelDataset(model_name="stock_mlops_t")
     with mlflow.start_run():
-        registry.save(tiny_forecaster["model"])
+        registry.save(registration(tiny_forecaster))
     info = registry.load()
     assert info["version"] == 1 and info["name"] == "stock_mlops_t"
     assert champion.load() is None
 
-    champion.save({"candidate_version": 1, "promote": False, "reason": "does not beat naive"})
+    champion.save(AliasUpdate(candidate_version="1", promote=False, reason="does not beat naive"))
     assert champion.load() is None  # a rejected candidate never becomes champion
     tags = mlflow.MlflowClient().get_model_version("stock_mlops_t", "1").tags
     assert tags["promotion"] == "rejected"
+    assert (tags["team"], tags["scope"]) == ("t", "x")  # the registration's tags
 
-    champion.save({"candidate_version": 1, "promote": True, "reason": "beats both"})
+    champion.save(AliasUpdate(candidate_version="1", promote=True, reason="beats both"))
     handle = champion.load()
     assert handle.version == "stock_mlops_t/1"
     rows = _rows(small_features)
@@ -75,7 +81,7 @@ def test_register_then_promote_then_load_champion(store, tiny_forecaster, small_
 
 def test_registered_model_rejects_missing_columns(store, tiny_forecaster, small_features):
     with mlflow.start_run():
-        RegisteredModelDataset(model_name="stock_mlops_t").save(tiny_forecaster["model"])
+        RegisteredModelDataset(model_name="stock_mlops_t").save(registration(tiny_forecaster))
     model = mlflow.pyfunc.load_model("models:/stock_mlops_t/1")
     with pytest.raises(Exception, match="rsi_14"):
         model.predict(pd.DataFrame({"symbol": ["AAPL"], "log_return_1d": [0.01]}))

@@ -11,6 +11,7 @@ from kedro.io.core import DatasetError
 
 from stock_mlops.datasets import RawPriceArchiveDataset
 from stock_mlops.datasets._storage import write_once_bytes
+from stock_mlops.sources.base import PriceRequest
 from stock_mlops.sources.files import BundledSource
 
 
@@ -31,9 +32,9 @@ def folder(tmp_path: Path, real_csv: dict[str, bytes]) -> Path:
     return incoming
 
 
-def csv_request(folder: Path, symbols: tuple[str, ...] | list[str] = ()) -> dict:
-    """A serialised PriceRequest for the CSV folder source."""
-    return {"source": "csv", "symbols": list(symbols), "settings": {"csv_dir": str(folder)}}
+def csv_request(folder: Path, symbols: tuple[str, ...] | list[str] = ()) -> PriceRequest:
+    """A PriceRequest for the CSV folder source."""
+    return PriceRequest(source="csv", symbols=tuple(symbols), csv_dir=str(folder))
 
 
 def objects(root: Path, symbol: str) -> list[Path]:
@@ -73,12 +74,12 @@ def test_load_returns_payloads_with_their_origin(tmp_path, folder, real_csv):
 
     loaded = archive.load()
 
-    assert loaded["request"]["source"] == "csv"
-    assert sorted(loaded["payloads"]) == ["AAPL", "MSFT"]
-    [payload] = loaded["payloads"]["AAPL"]
+    assert loaded.request.source == "csv"
+    assert sorted(loaded.payloads) == ["AAPL", "MSFT"]
+    [payload] = loaded.payloads["AAPL"]
     assert payload.content == real_csv["AAPL"]
     assert (payload.kind, payload.format, payload.origin) == ("file", "csv", "AAPL.csv")
-    assert loaded["failures"] == []
+    assert loaded.failures == []
 
 
 def test_unchanged_content_is_not_archived_twice(tmp_path, folder):
@@ -92,7 +93,7 @@ def test_unchanged_content_is_not_archived_twice(tmp_path, folder):
     assert objects(root, "AAPL") == first
     assert len(manifests(root)) == 2
     assert {o["status"] for o in manifests(root)[-1]["objects"]} == {"unchanged"}
-    assert [len(v) for v in archive.load()["payloads"].values()] == [1, 1]
+    assert [len(v) for v in archive.load().payloads.values()] == [1, 1]
 
 
 def test_changed_content_creates_a_new_object_and_keeps_the_old_one(tmp_path, folder, real_csv):
@@ -114,7 +115,7 @@ def test_changed_content_creates_a_new_object_and_keeps_the_old_one(tmp_path, fo
     assert statuses == {"AAPL": "new", "MSFT": "unchanged"}
 
     # A newer complete file supersedes the older one for rebuilding the history.
-    payloads = archive.load()["payloads"]["AAPL"]
+    payloads = archive.load().payloads["AAPL"]
     assert [p.content for p in payloads] == [revised]
 
 
@@ -135,7 +136,7 @@ def test_load_follows_the_latest_request(tmp_path, folder):
     archive.save(csv_request(folder))
     archive.save(csv_request(folder, ["MSFT"]))
 
-    assert list(archive.load()["payloads"]) == ["MSFT"]
+    assert list(archive.load().payloads) == ["MSFT"]
 
 
 def test_unknown_symbols_and_foreign_files_are_failures_not_errors(tmp_path, folder):
@@ -145,8 +146,8 @@ def test_unknown_symbols_and_foreign_files_are_failures_not_errors(tmp_path, fol
     archive.save(csv_request(folder, ["AAPL", "ZZZZ"]))
 
     loaded = archive.load()
-    assert list(loaded["payloads"]) == ["AAPL"]
-    reasons = {f.symbol: f.reason for f in loaded["failures"]}
+    assert list(loaded.payloads) == ["AAPL"]
+    reasons = {f.symbol: f.reason for f in loaded.failures}
     assert reasons["notes.txt"] == "not a .csv file; ignored"
     assert "symbol 'ZZZZ' has no CSV file" in reasons["ZZZZ"]
 
@@ -174,10 +175,10 @@ def test_load_before_any_fetch_is_an_error(tmp_path):
 
 def test_bundled_snapshot_on_an_fsspec_filesystem(real_csv):
     archive = RawPriceArchiveDataset(filepath=f"memory://archive-{uuid.uuid4().hex}")
-    archive.save({"source": "bundled", "symbols": ["MSFT"], "settings": {}})
-    archive.save({"source": "bundled", "symbols": ["MSFT"], "settings": {}})
+    archive.save(PriceRequest(source="bundled", symbols=("MSFT",)))
+    archive.save(PriceRequest(source="bundled", symbols=("MSFT",)))
 
-    [payload] = archive.load()["payloads"]["MSFT"]
+    [payload] = archive.load().payloads["MSFT"]
 
     assert payload.content == real_csv["MSFT"]
     assert payload.origin == "snapshot/mag7/MSFT.csv"
@@ -218,7 +219,7 @@ def test_full_fetch_first_then_compact_except_for_alpaca(
         "stock_mlops.datasets.raw_prices.make_source", lambda request, calls_used_today=0: recorder
     )
     dataset = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
-    request = {"source": source, "symbols": ["AAPL"], "settings": {}}
+    request = PriceRequest(source=source, symbols=("AAPL",))
     dataset.save(request)
     dataset.save(request)
     # Alpaca's bars are adjusted without an adjusted close: windows cannot be stitched.

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 from fakes.alpaca_server import API_KEY, NEW_YORK, SECRET_KEY, FakeAlpacaServer
 
+from stock_mlops.core.params import AlpacaDataParams, DataIngestionParams, ParameterError
 from stock_mlops.datasets import RawPriceArchiveDataset
-from stock_mlops.pipelines.data_ingestion.nodes import clean_prices
+from stock_mlops.pipelines.data_ingestion.nodes import build_price_request, clean_prices
 from stock_mlops.pipelines.data_ingestion.parsers import parse_payload
 from stock_mlops.sources.alpaca import AlpacaSource
-from stock_mlops.sources.base import PriceRequest, SourceError, make_source
+from stock_mlops.sources.base import SourceError, make_source
 
 BARS = "/v2/stocks/bars"
 # Saturday noon in New York: every bar up to Friday's is final.
@@ -20,10 +21,7 @@ WEEKEND = dt.datetime(2023, 12, 30, 12, 0, tzinfo=NEW_YORK)
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
-    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+def fake(alpaca_keys):
     with FakeAlpacaServer(bar_page_size=100) as server:
         yield server
 
@@ -35,7 +33,8 @@ def aapl_2023(small_prices: pd.DataFrame) -> pd.DataFrame:
 
 
 def _source(fake: FakeAlpacaServer, now: dt.datetime = WEEKEND, **settings) -> AlpacaSource:
-    return AlpacaSource.from_settings({"url_override": fake.url, **settings}, now=lambda: now)
+    params = AlpacaDataParams(url_override=fake.url, **settings)
+    return AlpacaSource.from_settings(params, now=lambda: now)
 
 
 def test_full_fetch_merges_pages_and_parses_with_the_project_parser(fake, aapl_2023):
@@ -92,16 +91,18 @@ def test_missing_keys_name_the_variable(fake, monkeypatch):
     monkeypatch.delenv("ALPACA_SECRET_KEY")
 
     with pytest.raises(SourceError, match="ALPACA_SECRET_KEY") as caught:
-        AlpacaSource.from_settings({"url_override": fake.url})
+        AlpacaSource.from_settings(AlpacaDataParams(url_override=fake.url))
 
     assert "ALPACA_API_KEY" not in str(caught.value)
     assert API_KEY not in str(caught.value)
     assert fake.requests == []
 
 
-def test_an_invalid_setting_is_a_source_error(fake):
-    with pytest.raises(SourceError, match="feed"):
-        AlpacaSource.from_settings({"url_override": fake.url, "feed": "nasdaq"})
+def test_an_invalid_setting_is_refused_before_any_source_is_built(fake):
+    with pytest.raises(ParameterError, match="data_ingestion.alpaca.feed"):
+        AlpacaDataParams.parse(
+            {"url_override": fake.url, "feed": "nasdaq"}, "data_ingestion.alpaca"
+        )
 
 
 def test_api_refusal_names_symbol_and_alpaca_message_without_secrets(fake, aapl_2023):
@@ -137,7 +138,7 @@ def test_unreachable_service_is_a_source_error(monkeypatch):
         url = server.url  # a loopback port that is closed once the server stops
 
     with pytest.raises(SourceError, match="cannot connect"):
-        AlpacaSource.from_settings({"url_override": url}).fetch("AAPL", full=True)
+        AlpacaSource.from_settings(AlpacaDataParams(url_override=url)).fetch("AAPL", full=True)
 
 
 def test_ingestion_archives_and_cleans_alpaca_bars(fake, small_prices, tmp_path):
@@ -145,20 +146,18 @@ def test_ingestion_archives_and_cleans_alpaca_bars(fake, small_prices, tmp_path)
     for symbol in ("AAPL", "MSFT"):
         rows = small_prices[(small_prices["symbol"] == symbol) & (small_prices["date"] >= "2023")]
         fake.set_bars(symbol, rows)
-    ingestion = {
-        "source": "alpaca",
-        "symbols": ["AAPL", "MSFT"],
-        "alpaca": {"url_override": fake.url, "start_date": "2023-01-01"},
-    }
-    request = PriceRequest(
-        source="alpaca",
-        symbols=("AAPL", "MSFT"),
-        settings={"alpaca": {"feed": "iex", "start_date": "2023-01-01", "url_override": fake.url}},
+    ingestion = DataIngestionParams.parse(
+        {
+            "source": "alpaca",
+            "symbols": ["AAPL", "MSFT"],
+            "alpaca": {"url_override": fake.url, "start_date": "2023-01-01"},
+        }
     )
+    request = build_price_request(ingestion)
     assert isinstance(make_source(request), AlpacaSource)
     archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
 
-    archive.save(request.to_dict())
+    archive.save(request)
     prices, quality = clean_prices(archive.load(), ingestion, "2023-12-29")
 
     assert not quality["quarantined"].any(), quality["reason"].tolist()

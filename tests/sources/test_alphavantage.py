@@ -22,7 +22,7 @@ from fakes.alphavantage_server import FakeAlphaVantage, Reply
 from helpers import FIXTURES
 from kedro.io.core import DatasetError
 
-from stock_mlops.core.params import AlphaVantageParams
+from stock_mlops.core.params import AlphaVantageParams, DataIngestionParams, ParameterError
 from stock_mlops.datasets.raw_prices import RawPriceArchiveDataset
 from stock_mlops.pipelines.data_ingestion.nodes import build_price_request, clean_prices
 from stock_mlops.pipelines.data_ingestion.parsers import parse_payload
@@ -85,7 +85,10 @@ def make(
     """A source pointed at the fake server; no rate-limit spacing unless a test asks for it."""
     settings = {"base_url": server.base_url, "calls_per_minute": 1e6, **settings}
     return AlphaVantageSource.from_settings(
-        settings, calls_used_today=calls_used_today, clock=clock, sleep=clock.sleep
+        AlphaVantageParams(**settings),
+        calls_used_today=calls_used_today,
+        clock=clock,
+        sleep=clock.sleep,
     )
 
 
@@ -336,7 +339,9 @@ def test_connection_errors_are_retried_and_reported_without_the_key(clock, caplo
         "backoff_seconds": 0.25,
         "calls_per_minute": 1e6,
     }
-    source = AlphaVantageSource.from_settings(settings, clock=clock, sleep=clock.sleep)
+    source = AlphaVantageSource.from_settings(
+        AlphaVantageParams(**settings), clock=clock, sleep=clock.sleep
+    )
 
     with pytest.raises(SourceError) as caught:
         source.fetch("MSFT", full=True)
@@ -435,25 +440,27 @@ def test_retries_stop_at_the_budget(server, clock):
 # ------------------------------------------------------------------------------ construction
 def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv(API_KEY_ENV)
-    request = PriceRequest("alphavantage", ("IBM",), {"alphavantage": {}})
+    request = PriceRequest("alphavantage", ("IBM",), alphavantage=AlphaVantageParams())
 
     with pytest.raises(SourceError, match=API_KEY_ENV):
         make_source(request)
     with pytest.raises(SourceError, match=API_KEY_ENV):
-        AlphaVantageSource.from_settings({}, environ={API_KEY_ENV: "  "})
+        AlphaVantageSource.from_settings(AlphaVantageParams(), environ={API_KEY_ENV: "  "})
     with pytest.raises(SourceError, match=API_KEY_ENV):
         AlphaVantageSource("", AlphaVantageParams())
 
 
-def test_invalid_settings_are_a_source_error():
-    with pytest.raises(SourceError, match="data_ingestion.alphavantage.apikey"):
-        AlphaVantageSource.from_settings({"apikey": FAKE_KEY})
-    with pytest.raises(SourceError, match="data_ingestion.alphavantage.datatype"):
-        AlphaVantageSource.from_settings({"datatype": "xml"})
+def test_invalid_settings_are_refused_before_any_source_is_built():
+    with pytest.raises(ParameterError, match="data_ingestion.alphavantage.apikey"):
+        AlphaVantageParams.parse({"apikey": FAKE_KEY}, "data_ingestion.alphavantage")
+    with pytest.raises(ParameterError, match="data_ingestion.alphavantage.datatype"):
+        AlphaVantageParams.parse({"datatype": "xml"}, "data_ingestion.alphavantage")
 
 
 def test_make_source_builds_it_from_the_request():
-    request = PriceRequest("alphavantage", ("IBM",), {"alphavantage": {"datatype": "csv"}})
+    request = PriceRequest(
+        "alphavantage", ("IBM",), alphavantage=AlphaVantageParams(datatype="csv")
+    )
 
     source = make_source(request, calls_used_today=24)
 
@@ -462,37 +469,57 @@ def test_make_source_builds_it_from_the_request():
 
 
 # ------------------------------------------------------------- through the raw-price archive
-def ingestion(server: FakeAlphaVantage, symbols: list[str], **settings: Any) -> dict[str, Any]:
-    return {
-        "source": "alphavantage",
-        "symbols": symbols,
-        "alphavantage": {
-            "base_url": server.base_url,
-            "calls_per_minute": 60000,  # 1 ms spacing: the real clock is used here
-            "backoff_seconds": 0,
-            "max_retries": 1,
-            "timeout_seconds": 5,
-            **settings,
-        },
-    }
+def ingestion(server: FakeAlphaVantage, symbols: list[str], **settings: Any) -> DataIngestionParams:
+    return DataIngestionParams.parse(
+        {
+            "source": "alphavantage",
+            "symbols": symbols,
+            "alphavantage": {
+                "base_url": server.base_url,
+                "calls_per_minute": 60000,  # 1 ms spacing: the real clock is used here
+                "backoff_seconds": 0,
+                "max_retries": 1,
+                "timeout_seconds": 5,
+                **settings,
+            },
+        }
+    )
 
 
 def archived_bytes(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_incremental_fetches_merge_full_history_and_compact_window(server, tmp_path):
-    params = ingestion(server, ["AAPL", "IBM"])
-    archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
-    server.compact_size = 10
-    # First run, "on 2023-03-21": full history up to that day.
-    server.until.update(AAPL="2023-03-21", IBM="2023-03-21")
-    archive.save(build_price_request(params))
-    first, _ = clean_prices(archive.load(), params, None)
-    # Second run, three sessions later: a compact window (the newest 10 bars).
-    server.until.clear()
-    archive.save(build_price_request(params))
-    prices, quality = clean_prices(archive.load(), params, None)
+class TwoRuns:
+    """Two daily ingestion runs of AAPL and IBM through the archive: the first "on 2023-03-21"
+    (full history up to that day), the second three sessions later (a compact window of the
+    newest 10 bars)."""
+
+    def __init__(self, server: FakeAlphaVantage, root: Path) -> None:
+        self.server = server
+        self.params = ingestion(server, ["AAPL", "IBM"])
+        self.archive = RawPriceArchiveDataset(filepath=str(root))
+        server.compact_size = 10
+
+    def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        self.archive.save(build_price_request(self.params))
+        return clean_prices(self.archive.load(), self.params, None)
+
+    def first(self) -> pd.DataFrame:
+        self.server.until.update(AAPL="2023-03-21", IBM="2023-03-21")
+        prices, _ = self.run()
+        self.server.until.clear()
+        return prices
+
+
+@pytest.fixture
+def two_runs(server, tmp_path) -> TwoRuns:
+    return TwoRuns(server, tmp_path / "raw")
+
+
+def test_incremental_fetches_merge_full_history_and_compact_window(server, tmp_path, two_runs):
+    first = two_runs.first()
+    prices, quality = two_runs.run()
 
     for symbol in ("AAPL", "IBM"):
         assert [p["outputsize"] for p in server.params_of(symbol)] == ["full", "compact"]
@@ -509,18 +536,10 @@ def test_incremental_fetches_merge_full_history_and_compact_window(server, tmp_p
     assert kinds == ["compact.json", "compact.json", "full.json", "full.json"]
 
 
-def test_failed_refresh_keeps_the_archived_history_and_reports_it(server, tmp_path):
-    params = ingestion(server, ["AAPL", "IBM"])
-    archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
-    server.compact_size = 10
-    server.until.update(AAPL="2023-03-21", IBM="2023-03-21")
-    archive.save(build_price_request(params))
-    before, _ = clean_prices(archive.load(), params, None)
-
-    server.until.clear()
+def test_failed_refresh_keeps_the_archived_history_and_reports_it(server, two_runs):
+    before = two_runs.first()
     server.script("IBM", Reply(body={"Information": INFORMATION_PREMIUM}))
-    archive.save(build_price_request(params))
-    prices, quality = clean_prices(archive.load(), params, None)
+    prices, quality = two_runs.run()
 
     ibm_before = before[before["symbol"] == "IBM"].reset_index(drop=True)
     ibm_after = prices[prices["symbol"] == "IBM"].reset_index(drop=True)
@@ -576,6 +595,6 @@ def test_the_key_is_in_no_archived_file(server, tmp_path, caplog, datatype):
     for content in files.values():
         for form in LEAKS:
             assert form.encode() not in content
-    assert "detected your API key as ***" in loaded["failures"][0].reason
-    assert sorted(loaded["payloads"]) == ["AAPL", "IBM"]
+    assert "detected your API key as ***" in loaded.failures[0].reason
+    assert sorted(loaded.payloads) == ["AAPL", "IBM"]
     assert_no_leak(caplog.text)

@@ -29,7 +29,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
-from stock_mlops.brokers.base import (
+from stock_mlops.core.broker_types import (
     AccountSnapshot,
     BrokerError,
     Clock,
@@ -37,8 +37,8 @@ from stock_mlops.brokers.base import (
     OrderRequest,
     Position,
 )
-from stock_mlops.sources.alpaca import (
-    NEW_YORK,
+from stock_mlops.core.calendar import NEW_YORK
+from stock_mlops.integrations.alpaca import (
     MissingCredentialsError,
     apply_request_timeout,
     credentials_from_environment,

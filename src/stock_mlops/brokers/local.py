@@ -17,14 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from stock_mlops.brokers.base import (
+from stock_mlops.core import calendar
+from stock_mlops.core.broker_types import (
     AccountSnapshot,
     Clock,
     OrderReport,
     OrderRequest,
     Position,
 )
-from stock_mlops.core import calendar
 
 _QTY_EPSILON = 1e-9
 

@@ -7,11 +7,16 @@ so a bar missing on those dates is not a gap.
 from __future__ import annotations
 
 import functools
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
+from stock_mlops.core.vocabulary import NS_PER_DAY
+
 _FIRST = "1990-01-02"
+# The exchange's time zone: sessions, closes and schedules are New York times.
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @functools.cache
@@ -40,9 +45,6 @@ def next_session(date: pd.Timestamp) -> pd.Timestamp:
     return upcoming[0]
 
 
-_NS_PER_DAY = 86_400 * 10**9
-
-
 def next_sessions_array(dates: np.ndarray) -> np.ndarray:
     """The first NYSE session strictly after each date (``datetime64[ns]``; NaT stays NaT).
 
@@ -53,10 +55,10 @@ def next_sessions_array(dates: np.ndarray) -> np.ndarray:
     if missing.all():
         return dates.copy()
     # Whole days since the epoch (floor division keeps dates before 1970 right).
-    days = dates.view(np.int64) // _NS_PER_DAY
+    days = dates.view(np.int64) // NS_PER_DAY
     present = days[~missing] if missing.any() else days
     first, last = int(present.min()), int(present.max())
-    span = (np.arange(first, last + 1) * _NS_PER_DAY).astype("datetime64[ns]")
+    span = (np.arange(first, last + 1) * NS_PER_DAY).astype("datetime64[ns]")
     sessions = sessions_between(
         pd.Timestamp(span[0]), pd.Timestamp(span[-1]) + pd.Timedelta(days=15)
     ).to_numpy(dtype="datetime64[ns]")

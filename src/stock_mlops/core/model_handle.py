@@ -7,7 +7,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+import pandas as pd
+
+
+class Forecaster(Protocol):
+    """What nodes use of a trained forecaster (implemented by
+    :class:`stock_mlops.models.forecaster.StockForecaster`; declared here so that nodes can be
+    typed without importing mlflow)."""
+
+    scope: str
+    output_name: str
+    output_type: str
+    input_columns: list[str]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns a request must hold, symbol first."""
+
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols with a model (empty for a pooled forecaster)."""
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        """One ``prediction`` per input row."""
 
 
 @dataclass(frozen=True)
@@ -22,3 +48,20 @@ class ModelHandle:
     def load(self) -> Any:
         """Loads the model (an MLflow ``PyFuncModel``)."""
         return self.loader()
+
+
+@dataclass(frozen=True)
+class ModelRegistration:
+    """What to register in the model registry: a stored model and the tags of its version."""
+
+    model: ModelHandle
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AliasUpdate:
+    """A promotion decision as a registry instruction: tag the candidate, move the alias or not."""
+
+    candidate_version: str
+    promote: bool
+    reason: str

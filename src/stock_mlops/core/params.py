@@ -1,13 +1,19 @@
 """Typed, validated parameters: a typo or a wrong value fails when the run starts, not mid-run.
 
-Each pipeline owns one top-level key (``conf/base/parameters_<pipeline>.yml``). Nodes receive the
-raw dict from Kedro and call ``<Model>.parse(...)``; the project hook validates the whole tree once
-at start-up with :func:`validate_parameters`.
+Each pipeline owns one top-level key (``conf/base/parameters_<pipeline>.yml``) and one model
+here. There is one way for parameters to reach a node: the node's argument is annotated with its
+model (``def build_features(prices, params: FeatureEngineeringParams)``) and Kedro 1.x validates and
+instantiates it. The project hook additionally validates the whole tree once at start-up
+(:func:`validate_parameters`), because Kedro checks only the sections some node asks for: an
+unknown top-level key (``--params tradin.threshold=0.01``) would otherwise pass unnoticed.
+
+Every model here is the single definition of its keys; ``conf/base`` holds their values.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,15 +34,38 @@ class _Section(BaseModel):
         try:
             return cls.model_validate(raw or {})
         except ValidationError as exc:
-            raise ParameterError(_format_errors(exc, section)) from None
+            raise ParameterError(_format_errors(exc, section, cls)) from None
 
 
-def _format_errors(exc: ValidationError, prefix: str) -> str:
+def _format_errors(exc: ValidationError, prefix: str, model: type[BaseModel] | None = None) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "")
-        lines.append(f"parameter '{key}': {err['msg']}")
+        message = f"parameter '{key}': {err['msg']}"
+        if err["type"] == "extra_forbidden" and model is not None:
+            known = _known_keys(model, err["loc"][:-1])
+            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            message += f"; did you mean '{close[0]}'?" if close else f" (known: {sorted(known)})"
+        lines.append(message)
     return "invalid parameters:\n  " + "\n  ".join(lines)
+
+
+def _known_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The field names of the (nested) section at ``path`` below ``model``."""
+    current: Any = model
+    for part in path:
+        fields = getattr(current, "model_fields", {})
+        if part not in fields:
+            return []
+        annotation = fields[part].annotation
+        # Optional sections (``TrainingParams | None``): use the model inside the union.
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
 
 
 def _symbol_list(value: Any) -> Any:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_mlops.brokers.base import AccountSnapshot, OrderRequest
 from stock_mlops.core import calendar
 from stock_mlops.core import columns as C
+from stock_mlops.core.broker_types import AccountSnapshot, OrderRequest
 from stock_mlops.core.params import TradingParams
 
 ORDER_COLUMNS = [

@@ -22,7 +22,7 @@ from kedro.io.core import (
     VersionNotFoundError,
 )
 
-from stock_mlops.core.model_handle import ModelHandle
+from stock_mlops.core.model_handle import AliasUpdate, ModelHandle, ModelRegistration
 from stock_mlops.datasets._storage import filesystem
 
 logger = logging.getLogger(__name__)
@@ -122,8 +122,11 @@ class PyfuncModelDataset(AbstractVersionedDataset[Any, ModelHandle | None]):
         return {"filepath": str(self._filepath), "version": self._version}
 
 
-class RegisteredModelDataset(AbstractDataset[Any, dict[str, Any]]):
-    """Logs a forecaster to the active MLflow run and registers it as a new version.
+class RegisteredModelDataset(AbstractDataset[ModelRegistration, dict[str, Any]]):
+    """Logs a stored forecaster to the active MLflow run and registers it as a new version.
+
+    ``save`` takes a :class:`ModelRegistration`: the model the run stored locally (so the
+    registered version is exactly the stored one) and the tags of the new version.
 
     ``load`` returns ``{name, version, run_id}`` of the newest registered version.
 
@@ -141,7 +144,7 @@ class RegisteredModelDataset(AbstractDataset[Any, dict[str, Any]]):
         self._artifact_path = artifact_path
         self.metadata = metadata
 
-    def save(self, data: Any) -> None:
+    def save(self, data: ModelRegistration) -> None:
         import mlflow  # noqa: PLC0415
 
         if mlflow.active_run() is None:
@@ -149,16 +152,21 @@ class RegisteredModelDataset(AbstractDataset[Any, dict[str, Any]]):
                 f"registering '{self._model_name}' needs an active MLflow run; run the pipeline "
                 "with kedro-mlflow tracking enabled"
             )
-        signature, example = _signature_and_example(data)
+        python_model = data.model.load().unwrap_python_model()
+        signature, example = _signature_and_example(python_model)
         info = mlflow.pyfunc.log_model(
             name=self._artifact_path,
-            python_model=data,
+            python_model=python_model,
             signature=signature,
             input_example=example,
             pip_requirements=_pip_requirements(),
             registered_model_name=self._model_name,
         )
-        logger.info("registered %s version %s", self._model_name, info.registered_model_version)
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        for key, value in data.tags.items():
+            client.set_model_version_tag(self._model_name, version, key, str(value)[:5000])
+        logger.info("registered %s version %s", self._model_name, version)
 
     def load(self) -> dict[str, Any]:
         from mlflow import MlflowClient  # noqa: PLC0415
@@ -173,12 +181,12 @@ class RegisteredModelDataset(AbstractDataset[Any, dict[str, Any]]):
         return {"model_name": self._model_name}
 
 
-class ChampionModelDataset(AbstractDataset[dict[str, Any], ModelHandle | None]):
+class ChampionModelDataset(AbstractDataset[AliasUpdate, ModelHandle | None]):
     """The registry alias that marks the model in service.
 
     ``load`` returns a handle to the aliased version, or None when no version holds the alias.
-    ``save`` takes a promotion decision: it moves the alias when ``promote`` is true and records
-    the decision as tags on the candidate version either way.
+    ``save`` takes an :class:`AliasUpdate`: it moves the alias when ``promote`` is true and
+    records the decision as tags on the candidate version either way.
 
     Example catalog entry::
 
@@ -214,18 +222,18 @@ class ChampionModelDataset(AbstractDataset[dict[str, Any], ModelHandle | None]):
             version=f"{self._model_name}/{version.version}", source="registry", loader=_load
         )
 
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, data: AliasUpdate) -> None:
         from mlflow import MlflowClient  # noqa: PLC0415
 
         client = MlflowClient()
-        version = str(data["candidate_version"])
+        version = data.candidate_version
         client.set_model_version_tag(
-            self._model_name, version, "promotion", "promoted" if data["promote"] else "rejected"
+            self._model_name, version, "promotion", "promoted" if data.promote else "rejected"
         )
         client.set_model_version_tag(
-            self._model_name, version, "promotion_reason", str(data["reason"])[:5000]
+            self._model_name, version, "promotion_reason", data.reason[:5000]
         )
-        if data["promote"]:
+        if data.promote:
             client.set_registered_model_alias(self._model_name, self._alias, version)
             logger.info("%s@%s -> version %s", self._model_name, self._alias, version)
 

@@ -22,8 +22,11 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
+from stock_mlops.core.params import AlphaVantageParams
+from stock_mlops.core.vocabulary import parse_utc_stamp, utc_stamp
 from stock_mlops.datasets._storage import atomic_write_bytes, filesystem, write_once_bytes
 from stock_mlops.sources.base import (
+    ArchivedPrices,
     FetchFailure,
     PriceRequest,
     RawPayload,
@@ -33,7 +36,6 @@ from stock_mlops.sources.base import (
 
 logger = logging.getLogger(__name__)
 
-_STAMP = "%Y%m%dT%H%M%S%fZ"
 _FORMATS = {
     ("alphavantage", "json"): "alphavantage-json",
     ("alphavantage", "csv"): "alphavantage-csv",
@@ -41,15 +43,7 @@ _FORMATS = {
 }
 
 
-def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime(_STAMP)
-
-
-def _parse_stamp(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, _STAMP).replace(tzinfo=dt.UTC)
-
-
-class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
+class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
     """Fetches on save, archives immutably, and loads the archive of the last request.
 
     Example catalog entry::
@@ -72,8 +66,8 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         self.metadata = metadata
 
     # ------------------------------------------------------------------------------ save
-    def save(self, data: dict) -> None:
-        request = PriceRequest.from_dict(data)
+    def save(self, data: PriceRequest) -> None:
+        request = data
         started = dt.datetime.now(dt.UTC)
         calls_today = self._calls_used_on(request.source, started.date())
         try:
@@ -102,14 +96,14 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
             outcomes.append(self._archive(payload, stored))
 
         manifest = {
-            "fetched_at": _stamp(started),
-            "completed_at": _stamp(dt.datetime.now(dt.UTC)),
+            "fetched_at": utc_stamp(started),
+            "completed_at": utc_stamp(dt.datetime.now(dt.UTC)),
             "request": request.to_dict(),
             "objects": outcomes,
             "failures": [f.__dict__ for f in failures],
             "api_calls": getattr(source, "calls_made", 0),
         }
-        manifest_path = f"{self._root}/_manifests/{_stamp(started)}.json"
+        manifest_path = f"{self._root}/_manifests/{utc_stamp(started)}.json"
         atomic_write_bytes(self._fs, manifest_path, json.dumps(manifest, indent=2).encode())
 
         fetched = {o["symbol"] for o in outcomes}
@@ -131,7 +125,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
                 "kind": stored[-1]["kind"],
                 "status": "unchanged",
             }
-        path = f"{folder}/{_stamp(payload.fetched_at)}_{payload.kind}.{payload.extension}"
+        path = f"{folder}/{utc_stamp(payload.fetched_at)}_{payload.kind}.{payload.extension}"
         write_once_bytes(self._fs, path, payload.content)
         self._fs.pipe_file(f"{path}.sha256", digest.encode())
         return {**outcome, "path": path, "kind": payload.kind, "status": "new"}
@@ -146,7 +140,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
             return True
         if not any(o["kind"] != "compact" for o in stored):
             return True
-        window = int(request.settings.get("alphavantage", {}).get("compact_window_days", 100))
+        window = (request.alphavantage or AlphaVantageParams()).compact_window_days
         newest = stored[-1]
         # 100 bars span more than 100 calendar days, so comparing calendar days is conservative.
         return (now - newest["fetched_at"]).days >= window
@@ -154,7 +148,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
     def _calls_used_on(self, source: str, day: dt.date) -> int:
         total = 0
         for path in self._manifest_paths():
-            stamp = _parse_stamp(PurePosixPath(path).stem)
+            stamp = parse_utc_stamp(PurePosixPath(path).stem)
             if stamp.date() != day:
                 continue
             manifest = json.loads(self._fs.cat_file(path))
@@ -163,7 +157,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
         return total
 
     # ------------------------------------------------------------------------------ load
-    def load(self) -> dict:
+    def load(self) -> ArchivedPrices:
         manifests = self._manifest_paths()
         if not manifests:
             raise DatasetError(
@@ -172,7 +166,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
             )
         manifest = json.loads(self._fs.cat_file(manifests[-1]))
         request = PriceRequest.from_dict(manifest["request"])
-        as_of = _parse_stamp(manifest["completed_at"])
+        as_of = parse_utc_stamp(manifest["completed_at"])
         symbols = list(request.symbols) or sorted(
             {o["symbol"] for o in manifest["objects"]} | {f["symbol"] for f in manifest["failures"]}
         )
@@ -189,12 +183,12 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
             objects = objects[complete[-1] :] if complete else objects
             if objects:
                 payloads[symbol] = [self._read(request.source, symbol, o, origins) for o in objects]
-        return {
-            "request": request.to_dict(),
-            "fetched_at": manifest["fetched_at"],
-            "payloads": payloads,
-            "failures": [FetchFailure(**f) for f in manifest["failures"]],
-        }
+        return ArchivedPrices(
+            request=request,
+            fetched_at=manifest["fetched_at"],
+            payloads=payloads,
+            failures=[FetchFailure(**f) for f in manifest["failures"]],
+        )
 
     def _read(
         self,
@@ -230,7 +224,7 @@ class RawPriceArchiveDataset(AbstractDataset[dict, dict]):
             found.append(
                 {
                     "path": path,
-                    "fetched_at": _parse_stamp(stamp),
+                    "fetched_at": parse_utc_stamp(stamp),
                     "kind": rest,
                     "sha256": (
                         self._fs.cat_file(digest_path).decode()

@@ -1,7 +1,9 @@
 """Reads what each team's runs persisted under its own storage root, for the competition.
 
-``save`` takes ``{"teams": {name: storage_root}}`` (built by a node from ``competition.teams``);
-``load`` returns, per team, the datasets named in ``layout`` (None for those not yet produced).
+``save`` takes ``{team: storage_root}`` (built by a node from ``competition.teams``); ``load``
+returns, per team, the datasets named in ``read`` at their paths in ``layout`` (None for those
+not yet produced). ``layout`` is the one mapping of dataset names to paths below a storage root
+(``globals.yml``), which the catalog's own entries use too.
 Relative storage roots are relative to the working directory, the project root under ``kedro``.
 """
 
@@ -20,7 +22,7 @@ from stock_mlops.datasets._storage import atomic_write_bytes, filesystem
 logger = logging.getLogger(__name__)
 
 
-class TeamOutputsDataset(AbstractDataset[dict[str, Any], dict[str, dict[str, Any]]]):
+class TeamOutputsDataset(AbstractDataset[dict[str, str], dict[str, dict[str, Any]]]):
     """Loads each team's outputs (Parquet tables and JSON documents) from its storage root.
 
     Example catalog entry::
@@ -28,9 +30,8 @@ class TeamOutputsDataset(AbstractDataset[dict[str, Any], dict[str, dict[str, Any
         team_outputs:
           type: stock_mlops.datasets.TeamOutputsDataset
           filepath: ${_root}/08_reporting/competition_teams.json
-          layout:
-            predictions: 07_model_output/predictions.parquet
-            backtest_metrics: 08_reporting/backtest_metrics.json
+          layout: ${globals:layout}
+          read: [predictions, backtest_metrics]
     """
 
     def __init__(
@@ -38,22 +39,27 @@ class TeamOutputsDataset(AbstractDataset[dict[str, Any], dict[str, dict[str, Any
         *,
         filepath: str,
         layout: dict[str, str],
+        read: list[str] | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = filepath
         self._fs, _, self._path = filesystem(filepath, credentials, fs_args)
-        self._layout = dict(layout)
+        names = list(read) if read is not None else list(layout)
+        unknown = sorted(set(names) - set(layout))
+        if unknown:
+            raise DatasetError(f"team_outputs: {unknown} have no path in the layout")
+        self._layout = {name: layout[name] for name in names}
         self._credentials = credentials
         self._fs_args = fs_args
         self.metadata = metadata
 
-    def save(self, data: dict[str, Any]) -> None:
-        teams = data.get("teams") or {}
-        if len(teams) < 2:
-            raise DatasetError(f"a competition needs at least two teams, got {sorted(teams)}")
-        atomic_write_bytes(self._fs, self._path, json.dumps(data, indent=1).encode())
+    def save(self, data: dict[str, str]) -> None:
+        if len(data) < 2:
+            raise DatasetError(f"a competition needs at least two teams, got {sorted(data)}")
+        document = {"teams": dict(data)}
+        atomic_write_bytes(self._fs, self._path, json.dumps(document, indent=1).encode())
 
     def load(self) -> dict[str, dict[str, Any]]:
         if not self._fs.exists(self._path):

@@ -6,6 +6,7 @@ validation happen in pure nodes of the ``data_ingestion`` pipeline. Add a source
 """
 
 from stock_mlops.sources.base import (
+    ArchivedPrices,
     FetchFailure,
     PriceRequest,
     PriceSource,
@@ -15,6 +16,7 @@ from stock_mlops.sources.base import (
 )
 
 __all__ = [
+    "ArchivedPrices",
     "FetchFailure",
     "PriceRequest",
     "PriceSource",

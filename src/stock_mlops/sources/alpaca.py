@@ -6,9 +6,8 @@ The payload is the API's own JSON shape, ``{"bars": {SYMBOL: [{"t", "o", "h", "l
 "n", "vw"}, ...]}, "next_page_token": null}``, with every page merged, which is what
 ``alpaca-json`` parsing expects.
 
-This module also holds what both Alpaca adapters (this source and
-:mod:`stock_mlops.brokers.alpaca`) need: keys from the environment, a request timeout for
-alpaca-py's HTTP session, and readable error messages. Keys never appear in a message or origin.
+Keys come from the environment through :mod:`stock_mlops.integrations.alpaca` (shared with the
+broker); they never appear in a message or an origin.
 """
 
 from __future__ import annotations
@@ -16,10 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Callable
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -28,105 +24,17 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
+from stock_mlops.core.calendar import NEW_YORK
 from stock_mlops.core.params import AlpacaDataParams
+from stock_mlops.integrations.alpaca import (
+    MissingCredentialsError,
+    apply_request_timeout,
+    credentials_from_environment,
+    describe_failure,
+)
 from stock_mlops.sources.base import RawPayload, SourceError
 
 logger = logging.getLogger(__name__)
-
-API_KEY_VARIABLE = "ALPACA_API_KEY"
-SECRET_KEY_VARIABLE = "ALPACA_SECRET_KEY"
-NEW_YORK = ZoneInfo("America/New_York")
-_MAX_ERROR_TEXT = 300
-
-
-class MissingCredentialsError(LookupError):
-    """An Alpaca key variable is unset or empty; the message names the variable(s)."""
-
-
-def credentials_from_environment() -> tuple[str, str]:
-    """Reads the Alpaca key id and secret from the environment.
-
-    Returns:
-        ``(api_key, secret_key)``.
-
-    Raises:
-        MissingCredentialsError: Naming every variable that is unset or empty.
-    """
-    api_key = os.environ.get(API_KEY_VARIABLE, "").strip()
-    secret_key = os.environ.get(SECRET_KEY_VARIABLE, "").strip()
-    missing = [
-        name
-        for name, value in ((API_KEY_VARIABLE, api_key), (SECRET_KEY_VARIABLE, secret_key))
-        if not value
-    ]
-    if missing:
-        raise MissingCredentialsError(
-            f"Alpaca credentials missing: set the environment variable(s) {', '.join(missing)}"
-        )
-    return api_key, secret_key
-
-
-class TimeoutSession(requests.Session):
-    """A requests session that applies a default timeout to every request.
-
-    alpaca-py's REST client sends every call through ``self._session.request(...)`` without a
-    timeout, so a stalled connection would block a run forever. Replacing that session is the
-    only hook it offers (there is no timeout argument in alpaca-py 0.44).
-    """
-
-    def __init__(self, timeout_seconds: float) -> None:
-        super().__init__()
-        self.timeout_seconds = timeout_seconds
-
-    def request(self, method: str | bytes, url: str | bytes, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout_seconds)
-        return super().request(method, url, **kwargs)
-
-
-def apply_request_timeout(client: Any, timeout_seconds: float) -> None:
-    """Gives an alpaca-py REST client a session whose requests time out.
-
-    Args:
-        client: A ``RESTClient`` subclass instance (trading or market data).
-        timeout_seconds: Connect and read timeout of each HTTP request.
-
-    Raises:
-        TypeError: If the client has no requests session to replace (an alpaca-py change that
-            must not silently drop the timeout).
-    """
-    current = getattr(client, "_session", None)
-    if not isinstance(current, requests.Session):
-        raise TypeError(
-            f"{type(client).__name__} has no requests session to time out: alpaca-py changed; "
-            "check stock_mlops.sources.alpaca.apply_request_timeout"
-        )
-    current.close()
-    client._session = TimeoutSession(timeout_seconds)
-
-
-def describe_failure(exc: BaseException) -> str:
-    """A short, secret-free description of an alpaca-py or requests failure.
-
-    Alpaca's error bodies are ``{"code": ..., "message": ...}`` (trading) or ``{"message": ...}``
-    (market data); anything else is quoted, shortened.
-    """
-    if isinstance(exc, APIError):
-        text = str(exc)
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        message = body.get("message") if isinstance(body, dict) else None
-        detail = str(message) if message else text[:_MAX_ERROR_TEXT] or "empty response body"
-        code = body.get("code") if isinstance(body, dict) else None
-        status = exc.status_code
-        prefix = f"HTTP {status}: " if status else ""
-        return f"{prefix}{detail}" + (f" (Alpaca code {code})" if code else "")
-    if isinstance(exc, requests.Timeout):
-        return f"no answer in time ({type(exc).__name__})"
-    if isinstance(exc, requests.ConnectionError):
-        return f"cannot connect ({str(exc)[:_MAX_ERROR_TEXT]})"
-    return f"{type(exc).__name__}: {str(exc)[:_MAX_ERROR_TEXT]}"
 
 
 def _utc_now() -> dt.datetime:
@@ -166,22 +74,20 @@ class AlpacaSource:
 
     @classmethod
     def from_settings(
-        cls, settings: dict[str, Any], *, now: Callable[[], dt.datetime] = _utc_now
+        cls, params: AlpacaDataParams, *, now: Callable[[], dt.datetime] = _utc_now
     ) -> AlpacaSource:
-        """Builds the source from ``data_ingestion.alpaca`` settings and the environment's keys.
+        """Builds the source from ``data_ingestion.alpaca`` and the environment's keys.
 
         Args:
-            settings: ``feed``, ``start_date``, ``url_override`` and ``timeout_seconds`` (see
-                ``AlpacaDataParams``).
+            params: The validated ``data_ingestion.alpaca`` parameters.
             now: The current time (injectable for tests).
 
         Raises:
-            SourceError: When a key variable is missing or a setting is invalid.
+            SourceError: When a key variable is missing.
         """
         try:
-            params = AlpacaDataParams.parse(settings, "data_ingestion.alpaca")
             api_key, secret_key = credentials_from_environment()
-        except (ValueError, MissingCredentialsError) as exc:
+        except MissingCredentialsError as exc:
             raise SourceError(str(exc)) from None
         client = StockHistoricalDataClient(
             api_key, secret_key, raw_data=True, url_override=params.url_override

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
-from stock_mlops.core.params import AlphaVantageParams, ParameterError
+from stock_mlops.core.params import AlphaVantageParams
 from stock_mlops.sources.base import RawPayload, SourceError
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class AlphaVantageSource:
     @classmethod
     def from_settings(
         cls,
-        settings: Mapping[str, Any] | None,
+        params: AlphaVantageParams,
         calls_used_today: int = 0,
         *,
         environ: Mapping[str, str] | None = None,
@@ -184,7 +184,7 @@ class AlphaVantageSource:
         """Builds a source from ``data_ingestion.alphavantage`` and the environment's key.
 
         Args:
-            settings: The ``alphavantage`` parameter section (validated here).
+            params: The validated ``data_ingestion.alphavantage`` parameters.
             calls_used_today: Calls already spent today (UTC) by earlier runs.
             environ: Where to read ``ALPHAVANTAGE_API_KEY`` (default ``os.environ``).
             session: See the class.
@@ -195,12 +195,8 @@ class AlphaVantageSource:
             A ready source.
 
         Raises:
-            SourceError: When the key is not set or a setting is invalid.
+            SourceError: When the key is not set.
         """
-        try:
-            params = AlphaVantageParams.parse(dict(settings or {}), "data_ingestion.alphavantage")
-        except ParameterError as exc:
-            raise SourceError(str(exc)) from None
         api_key = (os.environ if environ is None else environ).get(API_KEY_ENV, "")
         if not api_key.strip():
             raise SourceError(_missing_key_message())

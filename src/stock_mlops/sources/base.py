@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from stock_mlops.core.params import AlpacaDataParams, AlphaVantageParams
 
 FetchKind = Literal["full", "compact", "file"]
 
@@ -43,22 +45,57 @@ class FetchFailure:
 
 @dataclass(frozen=True)
 class PriceRequest:
-    """What the ingestion pipeline asks for; built by a pure node from parameters."""
+    """What the ingestion pipeline asks for; built by a pure node from validated parameters.
+
+    Only the settings of the chosen source are set. The archive stores the request in its
+    manifest (:meth:`to_dict`) and reads it back (:meth:`from_dict`).
+    """
 
     source: str
     symbols: tuple[str, ...]
-    settings: dict[str, Any] = field(default_factory=dict)
+    csv_dir: str | None = None
+    csv_symbol_regex: str | None = None
+    alphavantage: AlphaVantageParams | None = None
+    alpaca: AlpacaDataParams | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "symbols": list(self.symbols), "settings": self.settings}
+        """The request as stored in a fetch manifest (no credentials: keys come from the
+        environment)."""
+        settings: dict[str, Any] = {}
+        if self.csv_dir is not None:
+            settings["csv_dir"] = self.csv_dir
+            settings["csv_symbol_regex"] = self.csv_symbol_regex
+        if self.alphavantage is not None:
+            settings["alphavantage"] = self.alphavantage.model_dump(mode="json")
+        if self.alpaca is not None:
+            settings["alpaca"] = self.alpaca.model_dump(mode="json")
+        return {"source": self.source, "symbols": list(self.symbols), "settings": settings}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> PriceRequest:
+        """Reads a request stored by :meth:`to_dict`."""
+        settings = dict(raw.get("settings") or {})
+        alphavantage = settings.get("alphavantage")
+        alpaca = settings.get("alpaca")
         return cls(
             source=raw["source"],
             symbols=tuple(raw.get("symbols") or ()),
-            settings=dict(raw.get("settings") or {}),
+            csv_dir=settings.get("csv_dir"),
+            csv_symbol_regex=settings.get("csv_symbol_regex"),
+            alphavantage=None if alphavantage is None else AlphaVantageParams(**alphavantage),
+            alpaca=None if alpaca is None else AlpacaDataParams(**alpaca),
         )
+
+
+@dataclass(frozen=True)
+class ArchivedPrices:
+    """What the raw archive holds for the last request: per symbol, the newest complete object
+    and the compact windows fetched after it (oldest first), and the symbols that failed."""
+
+    request: PriceRequest
+    fetched_at: str
+    payloads: dict[str, list[RawPayload]]
+    failures: list[FetchFailure]
 
 
 class PriceSource(Protocol):
@@ -92,17 +129,17 @@ def make_source(request: PriceRequest, calls_used_today: int = 0) -> PriceSource
     if request.source == "csv":
         from stock_mlops.sources.files import CsvFolderSource  # noqa: PLC0415
 
-        return CsvFolderSource(
-            request.settings["csv_dir"], request.settings.get("csv_symbol_regex")
-        )
+        if request.csv_dir is None:
+            raise SourceError("source 'csv' needs data_ingestion.csv_dir")
+        return CsvFolderSource(request.csv_dir, request.csv_symbol_regex)
     if request.source == "alphavantage":
         from stock_mlops.sources.alphavantage import AlphaVantageSource  # noqa: PLC0415
 
         return AlphaVantageSource.from_settings(
-            request.settings.get("alphavantage", {}), calls_used_today=calls_used_today
+            request.alphavantage or AlphaVantageParams(), calls_used_today=calls_used_today
         )
     if request.source == "alpaca":
         from stock_mlops.sources.alpaca import AlpacaSource  # noqa: PLC0415
 
-        return AlpacaSource.from_settings(request.settings.get("alpaca", {}))
+        return AlpacaSource.from_settings(request.alpaca or AlpacaDataParams())
     raise SourceError(f"unknown price source '{request.source}'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from stock_mlops.core import calendar, strategy
-from stock_mlops.core.params import TradingParams
+from stock_mlops.core.params import BacktestParams, TradingParams
 from stock_mlops.pipelines.backtest import nodes
 from stock_mlops.pipelines.backtest.nodes import (
     backtest_predictions,
@@ -182,7 +183,10 @@ def evaluation_rows(prices: pd.DataFrame) -> pd.DataFrame:
             "date": own["target_date"],
             "feature_date": own["feature_date"],
             "model": "ludwig",
-            "split": "test",
+            # The split of training.split: validation up to 2022-06-30, test after.
+            "split": np.where(
+                own["target_date"] <= pd.Timestamp("2022-06-30"), "validation", "test"
+            ),
             "fold": "holdout",
             "last_close": own["last_close"],
             "prediction": own["prediction"],
@@ -196,9 +200,9 @@ def evaluation_rows(prices: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_backtest_predictions_are_the_models_holdout_rows_after_validation(
-    small_prices: pd.DataFrame, training_params: dict[str, Any]
+    small_prices: pd.DataFrame,
 ):
-    out = backtest_predictions(evaluation_rows(small_prices), training_params, {})
+    out = backtest_predictions(evaluation_rows(small_prices), BacktestParams())
     assert out["feature_date"].min() == pd.Timestamp("2022-07-01")
     assert out["feature_date"].max() == pd.Timestamp("2022-08-31")
     assert len(out) == 3 * out["feature_date"].nunique()
@@ -212,22 +216,19 @@ def test_backtest_predictions_are_the_models_holdout_rows_after_validation(
     ]
 
 
-def test_backtest_predictions_outside_the_period_are_an_error(
-    small_prices: pd.DataFrame, training_params: dict[str, Any]
-):
+def test_backtest_predictions_outside_the_period_are_an_error(small_prices: pd.DataFrame):
     with pytest.raises(ValueError, match="no out-of-sample predictions between 2023-01-01"):
         backtest_predictions(
-            evaluation_rows(small_prices), training_params, {"start_date": "2023-01-01"}
+            evaluation_rows(small_prices), BacktestParams(start_date=dt.date(2023, 1, 1))
         )
 
 
-def test_run_backtest(small_prices: pd.DataFrame, training_params: dict[str, Any]):
+def test_run_backtest(small_prices: pd.DataFrame):
     trades, equity = run_backtest(
         evaluation_rows(small_prices),
         small_prices,
-        {"local": {"fill_at": "close"}},
-        training_params,
-        {"end_date": "2022-07-29"},
+        trading(fill_at="close"),
+        BacktestParams(end_date=dt.date(2022, 7, 29)),
         "red",
     )
     assert equity["date"].iat[0] == pd.Timestamp("2022-07-01")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -11,11 +11,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from stock_mlops.core import calendar
+from stock_mlops.core.params import BacktestParams, TradingParams
 from stock_mlops.pipelines.backtest import create_pipeline
 
-TRADING = {
-    "local": {"initial_cash": 50_000.0, "fill_at": "next_open", "slippage_bps": 5.0},
-}
+TRADING = TradingParams.parse(
+    {"local": {"initial_cash": 50_000.0, "fill_at": "next_open", "slippage_bps": 5.0}}
+)
 
 
 def evaluation_predictions(prices: pd.DataFrame, sign: float = 1.0) -> pd.DataFrame:
@@ -27,13 +28,15 @@ def evaluation_predictions(prices: pd.DataFrame, sign: float = 1.0) -> pd.DataFr
         subset=["actual"]
     )
     prediction = frame["close"] + sign * (frame["actual"] - frame["close"])
+    target = calendar.next_sessions(frame["date"]).to_numpy()
     rows = pd.DataFrame(
         {
             "symbol": frame["symbol"].to_numpy(),
-            "date": calendar.next_sessions(frame["date"]).to_numpy(),
+            "date": target,
             "feature_date": frame["date"].to_numpy(),
             "model": "ludwig",
-            "split": "test",
+            # training.split: validation up to 2022-06-30, test after.
+            "split": np.where(target <= np.datetime64("2022-06-30"), "validation", "test"),
             "fold": "holdout",
             "last_close": frame["close"].to_numpy(),
             "prediction": prediction.to_numpy(),
@@ -52,13 +55,12 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-def run(prices: pd.DataFrame, evaluation: pd.DataFrame, training: dict, backtest: dict) -> dict:
+def run(prices: pd.DataFrame, evaluation: pd.DataFrame, backtest: BacktestParams) -> dict:
     """Runs the whole pipeline; returns every output, intermediate ones included."""
     inputs = {
         "evaluation_predictions": evaluation,
         "prices": prices,
         "params:trading": TRADING,
-        "params:training": training,
         "params:backtest": backtest,
         "params:team": "blue",
     }
@@ -70,10 +72,8 @@ def run(prices: pd.DataFrame, evaluation: pd.DataFrame, training: dict, backtest
     return {name: catalog.load(name) for name in pipeline.all_outputs()}
 
 
-def test_backtest_pipeline_outputs_agree_with_each_other(
-    small_prices: pd.DataFrame, training_params: dict[str, Any]
-):
-    out = run(small_prices, evaluation_predictions(small_prices), training_params, {})
+def test_backtest_pipeline_outputs_agree_with_each_other(small_prices: pd.DataFrame):
+    out = run(small_prices, evaluation_predictions(small_prices), BacktestParams())
     trades, equity, metrics = (
         out["backtest_trades"],
         out["backtest_equity"],
@@ -104,20 +104,15 @@ def test_backtest_pipeline_outputs_agree_with_each_other(
     assert len(out["backtest_equity_chart"].data) == 2
 
 
-def test_mirrored_foresight_loses_money(
-    small_prices: pd.DataFrame, training_params: dict[str, Any]
-):
-    out = run(small_prices, evaluation_predictions(small_prices, -1.0), training_params, {})
+def test_mirrored_foresight_loses_money(small_prices: pd.DataFrame):
+    out = run(small_prices, evaluation_predictions(small_prices, -1.0), BacktestParams())
     assert out["backtest_metrics"]["total_return"] < 0
 
 
-def test_a_period_without_predictions_fails_clearly(
-    small_prices: pd.DataFrame, training_params: dict[str, Any]
-):
+def test_a_period_without_predictions_fails_clearly(small_prices: pd.DataFrame):
     with pytest.raises(ValueError, match="no out-of-sample predictions between 2023-01-02"):
         run(
             small_prices,
             evaluation_predictions(small_prices),
-            training_params,
-            {"start_date": "2023-01-02", "end_date": "2023-03-31"},
+            BacktestParams(start_date=dt.date(2023, 1, 2), end_date=dt.date(2023, 3, 31)),
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io.core import DatasetError
 
 from stock_mlops.core import metrics as M
+from stock_mlops.core.params import CompetitionParams
 from stock_mlops.datasets.team_outputs import TeamOutputsDataset
 from stock_mlops.pipelines.competition.nodes import (
     common_rows,
@@ -17,7 +19,7 @@ from stock_mlops.pipelines.competition.nodes import (
     request_team_outputs,
 )
 
-PARAMS = {"bootstrap_samples": 500, "bootstrap_block": 5, "random_seed": 3}
+PARAMS = CompetitionParams(bootstrap_samples=500, bootstrap_block=5, random_seed=3)
 
 
 def _log(prices: pd.DataFrame, error: float, days: list[str]) -> pd.DataFrame:
@@ -129,10 +131,8 @@ def test_predecessor_view_counts_n_days_from_start(outputs):
 
 def test_a_competition_needs_two_teams():
     with pytest.raises(ValueError, match="at least two teams"):
-        request_team_outputs({"teams": {"red": "data/red"}})
-    assert request_team_outputs({"teams": {"red": "a", "blue": "b"}}) == {
-        "teams": {"red": "a", "blue": "b"}
-    }
+        request_team_outputs({"red": "data/red"})
+    assert request_team_outputs({"red": "a", "blue": "b"}) == {"red": "a", "blue": "b"}
 
 
 def test_page_shows_table_verdict_and_chart(outputs):
@@ -148,13 +148,24 @@ def test_team_outputs_dataset_reads_each_root(tmp_path, outputs):
     outputs["red"]["predictions"].to_parquet(red / "07_model_output" / "predictions.parquet")
     dataset = TeamOutputsDataset(
         filepath=str(tmp_path / "request.json"),
-        layout={"predictions": "07_model_output/predictions.parquet", "backtest_metrics": "x.json"},
+        layout={
+            "predictions": "07_model_output/predictions.parquet",
+            "backtest_metrics": "x.json",
+            "prices": "03_primary/prices.parquet",
+        },
+        read=["predictions", "backtest_metrics"],
     )
-    dataset.save({"teams": {"red": str(red), "blue": str(tmp_path / "blue")}})
+    dataset.save({"red": str(red), "blue": str(tmp_path / "blue")})
     loaded = dataset.load()
     assert len(loaded["red"]["predictions"]) == 29
     assert loaded["red"]["backtest_metrics"] is None
     assert loaded["blue"]["predictions"] is None  # a team that has not run yet
+    assert "prices" not in loaded["red"]  # only what the competition asks to read
+
+
+def test_team_outputs_refuses_a_name_without_a_path(tmp_path):
+    with pytest.raises(DatasetError, match=r"\['orders'\] have no path in the layout"):
+        TeamOutputsDataset(filepath=str(tmp_path / "r.json"), layout={}, read=["orders"])
 
 
 def test_a_team_without_outputs_is_listed_last_not_dropped(outputs):

@@ -11,14 +11,14 @@ from helpers import FIXTURES, raw_batch
 from helpers import make_payload as payload
 
 from stock_mlops.core import columns as C
-from stock_mlops.core.params import ParameterError
+from stock_mlops.core.params import DataIngestionParams, ParameterError
 from stock_mlops.pipelines.data_ingestion.nodes import (
     REPORT_COLUMNS,
     NoValidDataError,
     build_price_request,
     clean_prices,
 )
-from stock_mlops.sources.base import FetchFailure, RawPayload
+from stock_mlops.sources.base import ArchivedPrices, FetchFailure, PriceRequest, RawPayload
 from stock_mlops.sources.files import BundledSource
 
 AV_DIR = FIXTURES / "prices" / "alphavantage_daily_adjusted"
@@ -27,14 +27,14 @@ AV_JSON = FIXTURES / "alphavantage" / "AAPL_TIME_SERIES_DAILY_ADJUSTED_compact_2
 
 def batch(
     payloads: dict[str, list[RawPayload]], failures: tuple[FetchFailure, ...] | list = ()
-) -> dict:
-    """The dict ``clean_prices`` receives as ``raw_prices`` for a ``csv`` fetch."""
-    return {
-        "request": {"source": "csv", "symbols": sorted(payloads), "settings": {}},
-        "fetched_at": "20240102T000000000000Z",
-        "payloads": payloads,
-        "failures": list(failures),
-    }
+) -> ArchivedPrices:
+    """What ``clean_prices`` receives as ``raw_prices`` for a ``csv`` fetch."""
+    return ArchivedPrices(
+        request=PriceRequest(source="csv", symbols=tuple(sorted(payloads))),
+        fetched_at="20240102T000000000000Z",
+        payloads=payloads,
+        failures=list(failures),
+    )
 
 
 def edit_csv(content: bytes, row: int, column: int, value: str) -> bytes:
@@ -62,19 +62,23 @@ def report_row(report: pd.DataFrame, symbol: str) -> pd.Series:
 
 # ------------------------------------------------------------------------ build_price_request
 def test_build_price_request_defaults_to_the_bundled_snapshot():
-    assert build_price_request({}) == {"source": "bundled", "symbols": [], "settings": {}}
+    request = build_price_request(DataIngestionParams())
+    assert request.to_dict() == {"source": "bundled", "symbols": [], "settings": {}}
 
 
 def test_build_price_request_for_a_csv_folder_normalises_symbols(tmp_path):
     request = build_price_request(
-        {
-            "source": "csv",
-            "csv_dir": str(tmp_path),
-            "csv_symbol_regex": r"DA-(?P<symbol>[A-Z]+)-T-.*\.csv",
-            "symbols": "aapl msft",
-        }
+        DataIngestionParams.parse(
+            {
+                "source": "csv",
+                "csv_dir": str(tmp_path),
+                "csv_symbol_regex": r"DA-(?P<symbol>[A-Z]+)-T-.*\.csv",
+                "symbols": "aapl msft",
+            }
+        )
     )
-    assert request == {
+    assert PriceRequest.from_dict(request.to_dict()) == request
+    assert request.to_dict() == {
         "source": "csv",
         "symbols": ["AAPL", "MSFT"],
         "settings": {
@@ -94,14 +98,14 @@ def test_build_price_request_for_a_csv_folder_normalises_symbols(tmp_path):
         ({"symbols": ["AAPL", "aapl"]}, "duplicate symbols"),
     ],
 )
-def test_build_price_request_rejects_bad_parameters(params, message):
+def test_ingestion_parameters_reject_bad_values(params, message):
     with pytest.raises(ParameterError, match=message):
-        build_price_request(params)
+        DataIngestionParams.parse(params, "data_ingestion")
 
 
 # ------------------------------------------------------------------------------ clean_prices
 def test_clean_prices_keeps_every_clean_symbol(snapshot):
-    prices, report = clean_prices(raw_batch(), {}, None)
+    prices, report = clean_prices(raw_batch(), DataIngestionParams(), None)
 
     assert list(prices.columns) == C.PRICE_COLUMNS
     assert sorted(prices[C.SYMBOL].unique()) == ["AAPL", "MSFT", "NVDA"]
@@ -124,7 +128,7 @@ def test_clean_prices_adjusts_alphavantage_bars():
     content = (AV_DIR / "DA-AAPL-T-2021-04-21.csv").read_bytes()
     raw = batch({"AAPL": [payload("AAPL", content, fmt="alphavantage-csv")]})
 
-    prices, report = clean_prices(raw, {}, None)
+    prices, report = clean_prices(raw, DataIngestionParams(), None)
 
     close = prices.set_index(C.DATE)[C.CLOSE]
     assert close["2020-08-28"] == pytest.approx(124.405824223)  # adjusted, not 499.23
@@ -135,7 +139,7 @@ def test_clean_prices_adjusts_alphavantage_bars():
 def test_clean_prices_reads_alphavantage_json():
     raw = batch({"AAPL": [payload("AAPL", AV_JSON.read_bytes(), fmt="alphavantage-json")]})
 
-    prices, _ = clean_prices(raw, {}, None)
+    prices, _ = clean_prices(raw, DataIngestionParams(), None)
 
     assert len(prices) == 100
     assert prices[C.CLOSE].iloc[-1] == 160.25
@@ -151,7 +155,7 @@ def test_a_bad_symbol_is_quarantined_whole_and_the_rest_kept(snapshot):
         }
     )
 
-    prices, report = clean_prices(raw, {}, None)
+    prices, report = clean_prices(raw, DataIngestionParams(), None)
 
     assert set(prices[C.SYMBOL]) == {"AAPL"}
     row = report_row(report, "NVDA")
@@ -166,7 +170,7 @@ def test_unrecorded_split_quarantines_the_raw_series():
     msft = (AV_DIR / "DA-MSFT-T-2021-04-21.csv").read_bytes()
     raw = batch({"AAPL": [payload("AAPL", content.encode())], "MSFT": [payload("MSFT", msft)]})
 
-    prices, report = clean_prices(raw, {}, None)
+    prices, report = clean_prices(raw, DataIngestionParams(), None)
 
     assert set(prices[C.SYMBOL]) == {"MSFT"}
     assert "unrecorded split: 2020-08-31" in report_row(report, "AAPL")["reason"]
@@ -181,7 +185,7 @@ def test_fetch_failures_and_parse_errors_are_reported(snapshot):
         failures=[FetchFailure("ZZZZ", "csv", "symbol 'ZZZZ' has no CSV file in 'in'")],
     )
 
-    prices, report = clean_prices(raw, {}, None)
+    prices, report = clean_prices(raw, DataIngestionParams(), None)
 
     assert set(prices[C.SYMBOL]) == {"AAPL"}
     fetch = report_row(report, "ZZZZ")
@@ -201,7 +205,7 @@ def test_all_symbols_bad_raises_one_error_naming_each(snapshot):
     )
 
     with pytest.raises(NoValidDataError) as info:
-        clean_prices(raw, {}, None)
+        clean_prices(raw, DataIngestionParams(), None)
 
     message = str(info.value)
     assert "AAPL: AAPL (AAPL.csv): the file is empty" in message
@@ -213,8 +217,8 @@ def test_run_date_makes_old_data_stale(snapshot):
     raw = batch({"AAPL": [payload("AAPL", snapshot["AAPL"])]})
 
     with pytest.raises(NoValidDataError, match="stale: last bar 2023-12-29"):
-        clean_prices(raw, {}, dt.date(2024, 3, 1))
-    prices, _ = clean_prices(raw, {}, dt.date(2024, 1, 3))
+        clean_prices(raw, DataIngestionParams(), dt.date(2024, 3, 1))
+    prices, _ = clean_prices(raw, DataIngestionParams(), dt.date(2024, 1, 3))
     assert len(prices) == 2768
 
 
@@ -222,7 +226,7 @@ def test_a_mistyped_future_date_does_not_make_other_symbols_stale(snapshot):
     typo = snapshot["MSFT"].replace(b"2023-12-29,", b"2099-12-29,")
     raw = batch({"AAPL": [payload("AAPL", snapshot["AAPL"])], "MSFT": [payload("MSFT", typo)]})
 
-    prices, report = clean_prices(raw, {}, None)
+    prices, report = clean_prices(raw, DataIngestionParams(), None)
 
     assert set(prices[C.SYMBOL]) == {"AAPL"}
     assert "days NYSE was closed: 2099-12-29" in report_row(report, "MSFT")["reason"]
@@ -232,41 +236,43 @@ def test_a_mistyped_future_date_does_not_make_other_symbols_stale(snapshot):
 def test_start_date_and_min_rows(snapshot):
     raw = batch({"AAPL": [payload("AAPL", snapshot["AAPL"])]})
 
-    prices, _ = clean_prices(raw, {"start_date": dt.date(2023, 1, 1)}, None)
+    prices, _ = clean_prices(raw, DataIngestionParams(start_date=dt.date(2023, 1, 1)), None)
     assert prices[C.DATE].min() == pd.Timestamp("2023-01-03")
 
     with pytest.raises(NoValidDataError, match="fewer than min_rows=60"):
-        clean_prices(raw, {"start_date": dt.date(2023, 11, 1)}, None)
+        clean_prices(raw, DataIngestionParams(start_date=dt.date(2023, 11, 1)), None)
 
 
 def test_a_corrected_file_supersedes_the_broken_one_archived_before(snapshot):
     broken = payload("AAPL", b"not,a,price,file\n1,2,3,4\n")
     fixed = payload("AAPL", snapshot["AAPL"])
 
-    prices, report = clean_prices(batch({"AAPL": [broken, fixed]}), {}, None)
+    prices, report = clean_prices(batch({"AAPL": [broken, fixed]}), DataIngestionParams(), None)
 
     assert len(prices) == 2768
     assert not report_row(report, "AAPL")["quarantined"]
     with pytest.raises(NoValidDataError, match="missing required column"):
-        clean_prices(batch({"AAPL": [fixed, broken]}), {}, None)
+        clean_prices(batch({"AAPL": [fixed, broken]}), DataIngestionParams(), None)
 
 
 def test_clean_prices_does_not_modify_its_inputs(snapshot):
     raw = raw_batch(("MSFT",))
-    params = {"validation": {"min_rows": 10}}
-    before = (dict(raw["payloads"]), dict(params["validation"]))
+    params = DataIngestionParams.parse({"validation": {"min_rows": 10}})
+    before = (dict(raw.payloads), params.model_dump())
 
     clean_prices(raw, params, None)
 
-    assert (dict(raw["payloads"]), dict(params["validation"])) == before
-    assert raw["payloads"]["MSFT"][0].content == snapshot["MSFT"]
+    assert (dict(raw.payloads), params.model_dump()) == before
+    assert raw.payloads["MSFT"][0].content == snapshot["MSFT"]
 
 
 def test_identical_duplicate_rows_are_merged_and_noted(snapshot):
     header, *rows = snapshot["AAPL"].decode().splitlines()
     doubled = "\n".join([header, *rows[:100], rows[99], *rows[100:]]).encode()
 
-    prices, report = clean_prices(batch({"AAPL": [payload("AAPL", doubled)]}), {}, None)
+    prices, report = clean_prices(
+        batch({"AAPL": [payload("AAPL", doubled)]}), DataIngestionParams(), None
+    )
 
     assert len(prices) == len(rows)
     assert report_row(report, "AAPL")["notes"] == "1 identical duplicate row(s) merged"

@@ -17,6 +17,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from stock_mlops.core import columns as C
+from stock_mlops.core.params import DataIngestionParams
 from stock_mlops.datasets import AtomicDataset, RawPriceArchiveDataset
 from stock_mlops.pipelines.data_ingestion import create_pipeline
 from stock_mlops.pipelines.data_ingestion.nodes import NoValidDataError
@@ -81,7 +82,7 @@ def make_catalog(storage: Path, params: dict, run_date: str | None = None) -> Da
     return DataCatalog(
         {
             "raw_prices": RawPriceArchiveDataset(filepath=str(storage / "01_raw" / "prices")),
-            "params:data_ingestion": MemoryDataset(params),
+            "params:data_ingestion": MemoryDataset(DataIngestionParams.parse(params)),
             "params:run_date": MemoryDataset(run_date),
             "prices": AtomicDataset(
                 dataset="pandas.ParquetDataset",
@@ -114,7 +115,10 @@ def bad_folder(tmp_path: Path) -> Path:
 
 def test_pipeline_contract():
     pipeline = create_pipeline()
-    assert {n.name for n in pipeline.nodes} == {"build_price_request_node", "clean_prices_node"}
+    assert {n.name for n in pipeline.nodes} == {
+        "data_ingestion.build_price_request_node",
+        "data_ingestion.clean_prices_node",
+    }
     assert pipeline.inputs() == {"params:data_ingestion", "params:run_date"}
     assert pipeline.outputs() == {"prices", "data_quality_report"}
 

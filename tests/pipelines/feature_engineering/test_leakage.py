@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import OTHER_WINDOWS
 
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import FeatureEngineeringParams, IndicatorParams
@@ -20,23 +21,7 @@ from stock_mlops.pipelines.feature_engineering.nodes import build_features
 from stock_mlops.pipelines.feature_engineering.registry import feature_names
 
 # Default windows, and a second set so that every parameter path of the registry is exercised.
-PARAMETER_SETS = {
-    "default": {},
-    "other_windows": {
-        "indicators": {
-            "rsi_window": 7,
-            "ema_window": 21,
-            "sma_window": 50,
-            "dema_window": 5,
-            "macd": {"fast": 5, "slow": 35, "signal": 5},
-            "bollinger": {"window": 10, "num_std": 1.5},
-            "atr_window": 5,
-            "log_return_windows": [1, 10, 60],
-            "volatility_window": 60,
-            "volume_zscore_window": 5,
-        }
-    },
-}
+PARAMETER_SETS = {"default": {}, "other_windows": OTHER_WINDOWS}
 # Cut dates: mid-series, the trading day before AAPL's 2020 split, and a Friday before a holiday.
 CUTS = ["2016-06-30", "2020-08-28", "2022-12-23"]
 
@@ -65,7 +50,7 @@ def computed(small_prices: pd.DataFrame) -> Callable[[str, str | None, str], pd.
             scaled = prices.loc[later, C.OHLC] * 2.0
             prices = prices.copy()
             prices.loc[later, C.OHLC] = scaled
-        return build_features(prices, PARAMETER_SETS[params_id])
+        return build_features(prices, FeatureEngineeringParams.parse(PARAMETER_SETS[params_id]))
 
     return compute
 

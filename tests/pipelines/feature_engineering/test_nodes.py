@@ -39,7 +39,7 @@ def indicators(small_prices: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def features(small_prices: pd.DataFrame) -> pd.DataFrame:
     """The ``features`` node's output for three real symbols."""
-    return build_features(small_prices, {})
+    return build_features(small_prices, PARAMS)
 
 
 # ------------------------------------------------------------------------ compute_indicators
@@ -102,7 +102,7 @@ def test_a_gap_inside_the_series_drops_only_the_affected_rows(small_prices):
     holed = small_prices.copy()
     holed.loc[holed.index[1500], C.CLOSE] = np.nan  # an AAPL bar with no close
 
-    got = build_features(holed, {})
+    got = build_features(holed, PARAMS)
 
     expected = drop_warmup(add_targets(compute_indicators(holed, PARAMS), 0.001), NAMES)
     pd.testing.assert_frame_equal(got, expected)
@@ -115,7 +115,7 @@ def test_an_undefined_last_bar_keeps_the_previous_bars_target(small_prices):
     last_aapl = holed.index[holed[C.SYMBOL] == "AAPL"][-1]
     holed.loc[last_aapl, C.VOLUME] = np.nan  # OBV and the volume z-score undefined there
 
-    got = build_features(holed, {})
+    got = build_features(holed, PARAMS)
 
     expected = drop_warmup(add_targets(compute_indicators(holed, PARAMS), 0.001), NAMES)
     pd.testing.assert_frame_equal(got, expected)
@@ -127,7 +127,7 @@ def test_an_undefined_last_bar_keeps_the_previous_bars_target(small_prices):
 def test_too_few_bars_for_the_warmup_is_an_error(small_prices):
     short = small_prices.groupby(C.SYMBOL).head(WARMUP)
     with pytest.raises(ValueError, match="no rows left after the indicator warm-up"):
-        build_features(short, {})
+        build_features(short, PARAMS)
 
 
 # --------------------------------------------------------------------------------- targets
@@ -159,7 +159,7 @@ def test_a_missing_session_leaves_no_target_rather_than_a_later_one(small_prices
     gap_day = pd.Timestamp("2019-06-12")
     holed = small_prices[~((small_prices[C.SYMBOL] == "AAPL") & (small_prices[C.DATE] == gap_day))]
 
-    got = build_features(holed, {}).set_index([C.SYMBOL, C.DATE])
+    got = build_features(holed, PARAMS).set_index([C.SYMBOL, C.DATE])
 
     before = got.loc[("AAPL", pd.Timestamp("2019-06-11"))]
     assert before[C.TARGET_DATE] == gap_day
@@ -172,7 +172,7 @@ def test_output_does_not_depend_on_input_row_order(small_prices, features):
     shuffled = small_prices.sample(frac=1.0, random_state=7)
     before = shuffled.copy()
 
-    pd.testing.assert_frame_equal(build_features(shuffled, {}), features)
+    pd.testing.assert_frame_equal(build_features(shuffled, PARAMS), features)
     pd.testing.assert_frame_equal(shuffled, before)  # the input is not modified
 
 
@@ -188,7 +188,7 @@ def test_symbols_held_as_separate_string_objects_give_the_same_features(
         symbols[i] = "".join(list(symbols[i]))  # equal text, another object
     assert symbols[1200] is not small_prices[C.SYMBOL].iloc[1200]
 
-    got = build_features(small_prices.assign(**{C.SYMBOL: symbols}), {})
+    got = build_features(small_prices.assign(**{C.SYMBOL: symbols}), PARAMS)
 
     pd.testing.assert_frame_equal(got, features)
 
@@ -201,7 +201,9 @@ def test_add_targets_does_not_depend_on_row_order(indicators):
 
 @pytest.mark.parametrize("band", [0.0, 0.001, 0.02])
 def test_direction_band_parameter(small_prices, band):
-    got = build_features(small_prices, {"targets": {"direction_band": band}})
+    got = build_features(
+        small_prices, FeatureEngineeringParams.parse({"targets": {"direction_band": band}})
+    )
 
     ret = got[C.TARGET_RETURN]
     direction = got[C.TARGET_DIRECTION]
@@ -222,7 +224,9 @@ def test_build_features_equals_the_three_steps_composed(small_prices, features):
 
 
 def test_a_window_change_in_parameters_changes_the_column(small_prices):
-    got = build_features(small_prices, {"indicators": {"volatility_window": 10}})
+    got = build_features(
+        small_prices, FeatureEngineeringParams.parse({"indicators": {"volatility_window": 10}})
+    )
 
     assert "volatility_10" in got.columns and "volatility_20" not in got.columns
     aapl = by_symbol(small_prices, "AAPL")
@@ -241,9 +245,9 @@ def test_a_window_change_in_parameters_changes_the_column(small_prices):
         ({"targets": {"direction_band": -0.1}}, "direction_band"),
     ],
 )
-def test_build_features_rejects_bad_parameters(small_prices, params, message):
+def test_feature_parameters_reject_bad_values(params, message):
     with pytest.raises(ParameterError, match=message):
-        build_features(small_prices, params)
+        FeatureEngineeringParams.parse(params, "feature_engineering")
 
 
 def test_next_sessions_of_features_agree_with_the_calendar(features):

@@ -9,6 +9,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from stock_mlops.core import columns as C
+from stock_mlops.core.params import DataIngestionParams, FeatureEngineeringParams
 from stock_mlops.pipelines import data_ingestion, feature_engineering
 from stock_mlops.pipelines.data_ingestion.nodes import clean_prices
 from stock_mlops.pipelines.feature_engineering.nodes import build_features
@@ -18,7 +19,7 @@ CONTRACT_COLUMNS = [*CONTRACT_FEATURES, *C.TARGETS]
 
 def test_pipeline_contract():
     pipeline = feature_engineering.create_pipeline()
-    assert [n.name for n in pipeline.nodes] == ["build_features_node"]
+    assert [n.name for n in pipeline.nodes] == ["feature_engineering.build_features_node"]
     assert pipeline.inputs() == {"prices", "params:feature_engineering"}
     assert pipeline.outputs() == {"features"}
 
@@ -26,13 +27,15 @@ def test_pipeline_contract():
 def test_pipeline_turns_prices_into_features(small_prices):
     outputs = run_slice(
         feature_engineering.create_pipeline(),
-        {"prices": small_prices, "params:feature_engineering": {}},
+        {"prices": small_prices, "params:feature_engineering": FeatureEngineeringParams()},
     )
 
     features = outputs["features"]
     assert set(CONTRACT_COLUMNS) <= set(features.columns)
     assert not features.duplicated([C.SYMBOL, C.DATE]).any()
-    pd.testing.assert_frame_equal(features, build_features(small_prices, {}))
+    pd.testing.assert_frame_equal(
+        features, build_features(small_prices, FeatureEngineeringParams())
+    )
 
 
 def test_parameters_reach_the_node(small_prices):
@@ -40,10 +43,9 @@ def test_parameters_reach_the_node(small_prices):
         feature_engineering.create_pipeline(),
         {
             "prices": small_prices,
-            "params:feature_engineering": {
-                "indicators": {"rsi_window": 7},
-                "calendar_features": False,
-            },
+            "params:feature_engineering": FeatureEngineeringParams.parse(
+                {"indicators": {"rsi_window": 7}, "calendar_features": False}
+            ),
         },
     )
 
@@ -58,22 +60,22 @@ def test_pipeline_fails_on_prices_without_volume(small_prices):
             feature_engineering.create_pipeline(),
             {
                 "prices": small_prices.drop(columns=[C.VOLUME]),
-                "params:feature_engineering": {},
+                "params:feature_engineering": FeatureEngineeringParams(),
             },
         )
 
 
 def test_runs_from_the_outputs_of_data_ingestion():
-    ingest = data_ingestion.create_pipeline().only_nodes("clean_prices_node")
+    ingest = data_ingestion.create_pipeline().only_nodes("data_ingestion.clean_prices_node")
     pipeline = ingest + feature_engineering.create_pipeline()
     raw = raw_batch(("AAPL", "TSLA"))
 
     catalog = DataCatalog(
         {
             "raw_prices": MemoryDataset(raw),
-            "params:data_ingestion": MemoryDataset({}),
+            "params:data_ingestion": MemoryDataset(DataIngestionParams()),
             "params:run_date": MemoryDataset(None),
-            "params:feature_engineering": MemoryDataset({}),
+            "params:feature_engineering": MemoryDataset(FeatureEngineeringParams()),
             "data_quality_report": MemoryDataset(),
             "features": MemoryDataset(),
         }
@@ -83,5 +85,5 @@ def test_runs_from_the_outputs_of_data_ingestion():
     features = catalog.load("features")
     assert sorted(features[C.SYMBOL].unique()) == ["AAPL", "TSLA"]
     assert not catalog.load("data_quality_report")["quarantined"].any()
-    prices, _ = clean_prices(raw, {}, None)
-    pd.testing.assert_frame_equal(features, build_features(prices, {}))
+    prices, _ = clean_prices(raw, DataIngestionParams(), None)
+    pd.testing.assert_frame_equal(features, build_features(prices, FeatureEngineeringParams()))

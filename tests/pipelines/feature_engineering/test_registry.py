@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import talib
-from helpers import CONTRACT_FEATURES, FIXTURES, talib_expected
+from helpers import CONTRACT_FEATURES, FIXTURES, OTHER_WINDOWS, talib_expected
 
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import IndicatorParams
@@ -59,35 +59,23 @@ def test_default_names_include_the_contract_columns_once():
 
 
 def test_names_carry_the_windows_from_parameters():
-    p = IndicatorParams.parse(
-        {
-            "rsi_window": 7,
-            "ema_window": 5,
-            "sma_window": 50,
-            "dema_window": 21,
-            "macd": {"fast": 5, "slow": 35, "signal": 5},
-            "bollinger": {"window": 10, "num_std": 2.5},
-            "atr_window": 10,
-            "log_return_windows": [10, 1],
-            "volatility_window": 60,
-            "volume_zscore_window": 5,
-        }
-    )
+    p = IndicatorParams.parse(OTHER_WINDOWS["indicators"])
     names = feature_names(p)
 
     for expected in (
         "rsi_7",
-        "ema_5",
+        "ema_21",
         "sma_50",
-        "dema_21",
+        "dema_5",
         "macd_5_35_5",
         "macd_signal_5_35_5",
         "macd_hist_5_35_5",
-        "bb_upper_10_2p5",
-        "bb_lower_10_2p5",
-        "atr_10",
+        "bb_upper_10_1p5",
+        "bb_lower_10_1p5",
+        "atr_5",
         "log_return_1d",
         "log_return_10d",
+        "log_return_60d",
         "volatility_60",
         "volume_zscore_5",
     ):

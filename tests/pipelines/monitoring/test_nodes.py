@@ -7,14 +7,18 @@ import pytest
 from helpers import evaluation_rows as _evaluation
 from helpers import prediction_log as _log
 
+from stock_mlops.core.params import MonitoringParams
 from stock_mlops.pipelines.monitoring.nodes import (
-    build_monitoring_report,
+    drift_report,
     drift_windows,
     prediction_outcomes,
+    quality_report,
     quality_windows,
+    render_monitoring_report,
+    summarise_monitoring,
 )
 
-PARAMS = {"current_sessions": 40, "reference_sessions": 120}
+PARAMS = MonitoringParams(current_sessions=40, reference_sessions=120)
 
 
 def test_drift_windows_are_consecutive_and_sized(small_features):
@@ -25,7 +29,9 @@ def test_drift_windows_are_consecutive_and_sized(small_features):
 
 def test_drift_needs_enough_history(small_features):
     with pytest.raises(ValueError, match="monitoring needs 2000 sessions"):
-        drift_windows(small_features, {"current_sessions": 500, "reference_sessions": 1500})
+        drift_windows(
+            small_features, MonitoringParams(current_sessions=500, reference_sessions=1500)
+        )
 
 
 def test_outcomes_join_live_predictions_by_date_not_row(small_prices, small_features):
@@ -64,14 +70,17 @@ def test_quality_windows_compare_recent_with_validation(small_prices, small_feat
 
 @pytest.mark.slow
 def test_report_renders_drift_and_quality(small_prices, small_features):
-    html, summary, metrics = build_monitoring_report(
-        small_features,
-        _evaluation(small_features),
-        _log(small_features, "2023-06-30"),
-        small_prices,
-        PARAMS,
-        "red",
+    drift_reference, drift_current = drift_windows(small_features, PARAMS)
+    outcomes = prediction_outcomes(
+        _evaluation(small_features), _log(small_features, "2023-06-30"), small_prices, "red"
     )
+    quality_reference, quality_current = quality_windows(outcomes, PARAMS)
+    drift = drift_report(drift_reference, drift_current)
+    quality = quality_report(quality_reference, quality_current)
+    summary, metrics = summarise_monitoring(
+        drift, drift_reference, quality_reference, quality_current
+    )
+    html = render_monitoring_report(drift, quality, summary, "red")
     assert html.startswith("<!DOCTYPE html>") and "Feature drift" in html
     assert "evidently" in html.lower()
     assert summary["current_rows"] == 40 * 3

@@ -8,23 +8,24 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stock_mlops.brokers.base import AccountSnapshot, Clock, Position
+from stock_mlops.core.broker_types import AccountSnapshot, Clock, Position
+from stock_mlops.core.outcomes import as_of_date
 from stock_mlops.core.params import ParameterError, TradingParams
 from stock_mlops.core.strategy import APPROVED, SKIPPED
 from stock_mlops.pipelines.trading.nodes import (
-    as_of_date,
     broker_request,
     build_submission,
     decide_trades,
     latest_predictions,
     reconcile_orders,
+    record_decisions,
     request_account_snapshot,
 )
 
 RUN_DATE = dt.date(2023, 6, 1)
 TARGET = pd.Timestamp("2023-06-02")
 RUN_INFO = {"run_id": "run-1", "started_at": "2023-06-01T21:30:00+00:00"}
-TRADING = {"local": {"fill_at": "close", "slippage_bps": 0.0}}
+TRADING = TradingParams.parse({"local": {"fill_at": "close", "slippage_bps": 0.0}})
 
 
 def closes_on(prices: pd.DataFrame, day: dt.date) -> dict[str, float]:
@@ -79,28 +80,31 @@ def reported(reports: list[dict[str, Any]]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------- requests
 def test_as_of_date_is_the_run_date_or_the_newest_bar(small_prices: pd.DataFrame):
-    assert as_of_date(small_prices, RUN_DATE) == pd.Timestamp("2023-06-01")
-    assert as_of_date(small_prices, None) == pd.Timestamp("2023-12-29")
+    assert as_of_date(str(RUN_DATE), small_prices["date"]) == pd.Timestamp("2023-06-01")
+    assert as_of_date(None, small_prices["date"]) == pd.Timestamp("2023-12-29")
 
 
-def test_broker_request_carries_settings_but_no_secrets():
+def test_broker_request_carries_settings_and_bars_but_no_secrets(small_prices: pd.DataFrame):
     params = TradingParams.parse({"alpaca": {"url_override": "http://127.0.0.1:9"}})
-    out = broker_request(params, pd.Timestamp("2023-06-01"))
-    assert out["broker"] == "local" and out["live"] is False
-    assert out["as_of"] == "2023-06-01"
-    assert out["local"]["initial_cash"] == 100_000.0
-    assert out["alpaca"]["url_override"] == "http://127.0.0.1:9"
-    assert not any("key" in k.lower() or "secret" in k.lower() for k in out["alpaca"])
+    out = broker_request(params, small_prices, pd.Timestamp("2023-06-01"))
+    assert out.broker == "local" and out.live is False
+    assert out.as_of == RUN_DATE
+    assert out.market_bars["date"].max() == pd.Timestamp("2023-06-01")
+    described = out.describe()
+    assert described["as_of"] == "2023-06-01"
+    assert described["local"]["initial_cash"] == 100_000.0
+    assert described["alpaca"]["url_override"] == "http://127.0.0.1:9"
+    assert not any("key" in k.lower() or "secret" in k.lower() for k in described["alpaca"])
 
 
 def test_request_account_snapshot(small_prices: pd.DataFrame):
-    out = request_account_snapshot(small_prices, {"broker": "local"}, None)
-    assert out["as_of"] == "2023-12-29"
+    out = request_account_snapshot(small_prices, TradingParams(), None)
+    assert out.as_of == dt.date(2023, 12, 29)
 
 
-def test_request_account_snapshot_rejects_a_parameter_typo(small_prices: pd.DataFrame):
-    with pytest.raises(ParameterError, match="trading.treshold"):
-        request_account_snapshot(small_prices, {"treshold": 0.01}, RUN_DATE)
+def test_trading_parameters_reject_a_typo_with_a_suggestion():
+    with pytest.raises(ParameterError, match="trading.treshold.*did you mean 'threshold'"):
+        TradingParams.parse({"treshold": 0.01}, "trading")
 
 
 # ---------------------------------------------------------------------------------- decisions
@@ -134,14 +138,16 @@ def test_latest_predictions_of_another_team_only_is_empty(small_prices: pd.DataF
 
 def test_decide_trades_buys_the_best_prediction(small_prices: pd.DataFrame):
     log = prediction_log(small_prices, {"AAPL": 0.01, "MSFT": 0.03, "NVDA": -0.02})
-    orders, same = decide_trades(log, small_prices, snapshot(), TRADING, "red", RUN_DATE, RUN_INFO)
-    assert orders is same
+    orders = decide_trades(log, small_prices, snapshot(), TRADING, "red", str(RUN_DATE))
     ok = orders[orders["status"] == APPROVED]
     assert ok[["symbol", "side"]].values.tolist() == [["MSFT", "buy"]]
     assert ok["qty"].iat[0] == 100_000 // closes_on(small_prices, RUN_DATE)["MSFT"]
     assert ok["client_order_id"].iat[0] == "red-20230601-MSFT-buy"
-    assert set(orders["run_id"]) == {"run-1"}
-    assert set(orders["broker"]) == {"local"}
+    logged = record_decisions(orders, RUN_INFO, "local")
+    assert set(logged["run_id"]) == {"run-1"}
+    assert set(logged["broker"]) == {"local"}
+    assert (logged["decided_at"] == pd.Timestamp(RUN_INFO["started_at"])).all()
+    assert "run_id" not in orders  # the decision itself is not changed
 
 
 def test_decide_trades_without_fresh_predictions_trades_nothing(small_prices: pd.DataFrame):
@@ -149,8 +155,8 @@ def test_decide_trades_without_fresh_predictions_trades_nothing(small_prices: pd
         small_prices, {"AAPL": 0.05}, day=dt.date(2023, 5, 31), target=pd.Timestamp(RUN_DATE)
     )
     holding = {"MSFT": Position("MSFT", 10, 300.0, 332.58)}
-    orders, _ = decide_trades(
-        stale, small_prices, snapshot(0.0, holding), TRADING, "red", RUN_DATE, RUN_INFO
+    orders = decide_trades(
+        stale, small_prices, snapshot(0.0, holding), TRADING, "red", str(RUN_DATE)
     )
     assert (orders["status"] == APPROVED).sum() == 0
     by_symbol = orders.set_index("symbol")
@@ -162,31 +168,28 @@ def test_decide_trades_without_fresh_predictions_trades_nothing(small_prices: pd
 def test_build_submission_sends_approved_orders_sells_first(small_prices: pd.DataFrame):
     log = prediction_log(small_prices, {"AAPL": -0.02, "MSFT": 0.03, "NVDA": -0.01})
     holding = {"AAPL": Position("AAPL", 5, 150.0, 180.09)}
-    orders, _ = decide_trades(
-        log,
-        small_prices,
-        snapshot(10_000.0, holding),
-        {**TRADING, "risk": {"max_orders_per_run": 1}},
-        "red",
-        RUN_DATE,
-        RUN_INFO,
+    limit_one = TradingParams.parse(
+        {**TRADING.model_dump(mode="json"), "risk": {"max_orders_per_run": 1}}
     )
-    both, _ = decide_trades(
-        log, small_prices, snapshot(10_000.0, holding), TRADING, "red", RUN_DATE, RUN_INFO
+    orders = decide_trades(
+        log, small_prices, snapshot(10_000.0, holding), limit_one, "red", str(RUN_DATE)
     )
-    out = build_submission(both.iloc[::-1], small_prices, TRADING, RUN_DATE)
-    assert [(o["symbol"], o["side"]) for o in out["orders"]] == [("AAPL", "sell"), ("MSFT", "buy")]
-    assert out["orders"][0]["decision_date"] == RUN_DATE
-    assert out["orders"][0]["target_date"] == TARGET.date()
-    assert out["request"]["as_of"] == "2023-06-01"
-    limited = build_submission(orders, small_prices, TRADING, RUN_DATE)
-    assert [(o["symbol"], o["side"]) for o in limited["orders"]] == [("AAPL", "sell")]
+    both = decide_trades(
+        log, small_prices, snapshot(10_000.0, holding), TRADING, "red", str(RUN_DATE)
+    )
+    out = build_submission(both.iloc[::-1], small_prices, TRADING, str(RUN_DATE))
+    assert [(o.symbol, o.side) for o in out.orders] == [("AAPL", "sell"), ("MSFT", "buy")]
+    assert out.orders[0].decision_date == RUN_DATE
+    assert out.orders[0].target_date == TARGET.date()
+    assert out.request.as_of == RUN_DATE
+    limited = build_submission(orders, small_prices, TRADING, str(RUN_DATE))
+    assert [(o.symbol, o.side) for o in limited.orders] == [("AAPL", "sell")]
 
 
 def test_build_submission_without_approved_orders_sends_nothing(small_prices: pd.DataFrame):
     nothing = decided([{"client_order_id": "x", "symbol": "AAPL", "side": "buy", "qty": 1.0}])
     nothing["status"] = "refused"
-    assert build_submission(nothing, small_prices, TRADING, RUN_DATE)["orders"] == []
+    assert build_submission(nothing, small_prices, TRADING, str(RUN_DATE)).orders == ()
 
 
 # ---------------------------------------------------------------------------- reconciliation

@@ -12,28 +12,32 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_mlops.brokers.base import BrokerError
 from stock_mlops.brokers.local import LocalPaperBroker
+from stock_mlops.core.broker_types import BrokerError
+from stock_mlops.core.params import TradingParams
 from stock_mlops.core.strategy import ALREADY_SUBMITTED, APPROVED, REFUSED
 from stock_mlops.datasets import BrokerAccountDataset, BrokerOrdersDataset
 from stock_mlops.pipelines.trading import create_pipeline
+from stock_mlops.pipelines.trading.nodes import broker_request
 
 DAY_1, DAY_2 = dt.date(2023, 6, 1), dt.date(2023, 6, 2)
 NEXT = {DAY_1: "2023-06-02", DAY_2: "2023-06-05"}
 
 
-def trading_params(fill_at: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "broker": "local",
-        "threshold": 0.005,
-        "local": {
-            "initial_cash": 100_000.0,
-            "fill_at": fill_at,
-            "commission_bps": 1.0,
-            "slippage_bps": 5.0,
-        },
-        **overrides,
-    }
+def trading_params(fill_at: str, **overrides: Any) -> TradingParams:
+    return TradingParams.parse(
+        {
+            "broker": "local",
+            "threshold": 0.005,
+            "local": {
+                "initial_cash": 100_000.0,
+                "fill_at": fill_at,
+                "commission_bps": 1.0,
+                "slippage_bps": 5.0,
+            },
+            **overrides,
+        }
+    )
 
 
 def prediction_log(prices: pd.DataFrame, day: dt.date, returns: dict[str, float]) -> pd.DataFrame:
@@ -57,8 +61,8 @@ def prediction_log(prices: pd.DataFrame, day: dt.date, returns: dict[str, float]
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, market_data: str) -> dict[str, str]:
-    return {"filepath": str(tmp_path / "broker"), "market_data": market_data}
+def workspace(tmp_path: Path) -> dict[str, str]:
+    return {"filepath": str(tmp_path / "broker")}
 
 
 @pytest.fixture
@@ -76,7 +80,7 @@ def run(
     workspace: dict[str, str],
     prices: pd.DataFrame,
     predictions: pd.DataFrame,
-    trading: dict[str, Any],
+    trading: TradingParams,
     run_date: dt.date,
     run_id: str,
 ) -> dict[str, Any]:
@@ -86,13 +90,13 @@ def run(
             "predictions": MemoryDataset(predictions),
             "prices": MemoryDataset(prices),
             "params:trading": MemoryDataset(trading),
+            "params:trading.broker": MemoryDataset(trading.broker),
             "params:team": MemoryDataset("red"),
-            "params:run_date": MemoryDataset(run_date),
+            "params:run_date": MemoryDataset(str(run_date)),
             "run_info": MemoryDataset({"run_id": run_id, "started_at": f"{run_date}T21:30:00"}),
             "broker_account": BrokerAccountDataset(**workspace),
             "broker_orders": BrokerOrdersDataset(**workspace),
             "orders": MemoryDataset(),
-            "decided_orders": MemoryDataset(),
             "order_reconciliation": MemoryDataset(),
         }
     )
@@ -174,7 +178,7 @@ def test_a_broker_failure_mid_submission_changes_nothing(
     trading = trading_params("close")
     run(workspace, small_prices, log, trading, DAY_1, "run-1")
     BrokerAccountDataset(**workspace).save(
-        {"broker": "local", "as_of": str(DAY_2), "local": trading["local"]}
+        broker_request(trading, small_prices, pd.Timestamp(DAY_2))
     )
     before = state(workspace)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-from fakes.alpaca_server import API_KEY, NEW_YORK, SECRET_KEY, FakeAlpacaServer
+from fakes.alpaca_server import NEW_YORK, FakeAlpacaServer
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from stock_mlops.core.params import TradingParams
 from stock_mlops.core.strategy import ALREADY_SUBMITTED, APPROVED, REFUSED
 from stock_mlops.datasets import BrokerAccountDataset, BrokerOrdersDataset
 from stock_mlops.pipelines.trading import create_pipeline
@@ -20,14 +20,11 @@ from stock_mlops.pipelines.trading import create_pipeline
 DECISION = pd.Timestamp("2023-12-29")  # the last session in the bundled data (a Friday)
 TARGET = pd.Timestamp("2024-01-02")  # the next session (Monday is New Year's Day)
 TEAM = "red"
-OUTPUTS = ("orders", "decided_orders", "order_reconciliation")
+OUTPUTS = ("orders", "order_reconciliation")
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
-    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+def fake(alpaca_keys):
     with FakeAlpacaServer(cash=100_000.0) as server:
         # Friday after the close: an order placed now executes in Tuesday's session.
         server.set_clock(
@@ -60,28 +57,30 @@ def predictions(small_prices: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _trading(fake: FakeAlpacaServer) -> dict[str, Any]:
-    return {
-        "broker": "alpaca",
-        "threshold": 0.005,
-        "sizing": "all_in",
-        "alpaca": {"url_override": fake.url, "timeout_seconds": 2},
-    }
+def _trading(fake: FakeAlpacaServer) -> TradingParams:
+    return TradingParams.parse(
+        {
+            "broker": "alpaca",
+            "threshold": 0.005,
+            "sizing": "all_in",
+            "alpaca": {"url_override": fake.url, "timeout_seconds": 2},
+        }
+    )
 
 
 def _run(
     fake: FakeAlpacaServer,
     tmp_path: Path,
-    market_data: str,
     prices: pd.DataFrame,
     predictions: pd.DataFrame,
     run_id: str,
 ) -> dict[str, pd.DataFrame]:
-    broker = {"filepath": str(tmp_path / "broker"), "market_data": market_data}
+    broker = {"filepath": str(tmp_path / "broker")}
     inputs = {
         "prices": prices,
         "predictions": predictions,
         "params:trading": _trading(fake),
+        "params:trading.broker": "alpaca",
         "params:run_date": DECISION.date().isoformat(),
         "params:team": TEAM,
         "run_info": {"run_id": run_id, "started_at": "2023-12-29T22:30:00+00:00"},
@@ -96,14 +95,14 @@ def _run(
 
 
 def test_alpaca_trading_places_one_order_and_is_idempotent(
-    fake, tmp_path, market_data, small_prices, predictions
+    fake, tmp_path, small_prices, predictions
 ):
     aapl_close = float(
         small_prices.query("symbol == 'AAPL' and date == @DECISION")["close"].iloc[0]
     )
     fake.set_price("AAPL", aapl_close)
 
-    first = _run(fake, tmp_path, market_data, small_prices, predictions, "trading-1")
+    first = _run(fake, tmp_path, small_prices, predictions, "trading-1")
 
     orders = first["orders"]
     approved = orders[orders["status"] == APPROVED]
@@ -129,7 +128,7 @@ def test_alpaca_trading_places_one_order_and_is_idempotent(
     assert reconciliation["status"].tolist() == ["accepted"]
     assert reconciliation["broker_order_id"].tolist() == [placed["id"]]
 
-    second = _run(fake, tmp_path, market_data, small_prices, predictions, "trading-2")
+    second = _run(fake, tmp_path, small_prices, predictions, "trading-2")
 
     assert len(fake.requests_to("POST", "/v2/orders")) == 1, "nothing new was submitted"
     assert len(fake.orders) == 1
@@ -144,9 +143,7 @@ def test_alpaca_trading_places_one_order_and_is_idempotent(
     assert reports["client_order_id"].tolist() == [client_order_id]
 
 
-def test_a_clock_for_another_session_refuses_every_order(
-    fake, tmp_path, market_data, small_prices, predictions
-):
+def test_a_clock_for_another_session_refuses_every_order(fake, tmp_path, small_prices, predictions):
     # Tuesday morning already: the predictions made for Tuesday would execute on Wednesday.
     fake.set_clock(
         dt.datetime(2024, 1, 2, 17, 0, tzinfo=NEW_YORK),
@@ -154,7 +151,7 @@ def test_a_clock_for_another_session_refuses_every_order(
         next_open=dt.datetime(2024, 1, 3, 9, 30, tzinfo=NEW_YORK),
     )
 
-    result = _run(fake, tmp_path, market_data, small_prices, predictions, "trading-1")
+    result = _run(fake, tmp_path, small_prices, predictions, "trading-1")
 
     aapl = result["orders"].set_index("symbol").loc["AAPL"]
     assert aapl["status"] == REFUSED

@@ -7,13 +7,25 @@ import pandas as pd
 import pytest
 
 from stock_mlops.core import metrics as M
+from stock_mlops.core.params import TrainingParams
 from stock_mlops.pipelines.training.nodes import (
     compute_evaluation_metrics,
     decide_promotion,
-    evaluate_out_of_sample,
+    predict_out_of_sample,
+    register_forecaster,
+    request_alias_update,
     score_champion,
     train_forecaster,
+    train_walk_forward_models,
 )
+
+BAND = 0.001
+
+
+def with_changes(params: TrainingParams, **changes) -> TrainingParams:
+    """A copy of validated parameters with some sections replaced (validated again)."""
+    return TrainingParams.parse({**params.model_dump(), **changes})
+
 
 pytestmark = pytest.mark.slow
 
@@ -38,27 +50,39 @@ def test_training_records_curves_tags_and_hashes(tiny_forecaster):
     assert {"ludwig.AAPL.train_loss", "ludwig.AAPL.validation_loss"} <= set(curves)
     assert curves["ludwig.AAPL.train_loss"][0]["step"] == 1
     assert len(tags["training_data_sha256"]) == 64
-    assert tags["git_commit"] == "abc123"
     assert tiny_forecaster["model"].metadata["train_end"] == "2021-06-30"
 
 
 def test_training_fails_clearly_without_validation_rows(small_features, tiny_forecaster):
-    params = {
-        **tiny_forecaster["params"],
-        "split": {"train_end": "2030-01-01", "validation_end": "2031-01-01"},
-    }
+    params = with_changes(
+        tiny_forecaster["params"],
+        split={"train_end": "2030-01-01", "validation_end": "2031-01-01"},
+    )
     with pytest.raises(ValueError, match="no validation rows"):
-        train_forecaster(small_features, tiny_forecaster["config"], params, "test", {})
+        train_forecaster(small_features, tiny_forecaster["config"], params, "test")
+
+
+def test_registration_carries_the_stored_model_and_the_training_tags(tiny_forecaster):
+    handle = tiny_forecaster["handle"]
+    tags = {**tiny_forecaster["tags"], "mlflow.runName": "not copied"}
+    registration = register_forecaster(handle, tags)
+    assert registration.model is handle
+    assert (
+        registration.tags["training_data_sha256"] == tiny_forecaster["tags"]["training_data_sha256"]
+    )
+    assert registration.tags["local_version"] == handle.version
+    assert "mlflow.runName" not in registration.tags
 
 
 @pytest.fixture(scope="module")
 def evaluation(tiny_forecaster, small_features):
-    return evaluate_out_of_sample(
-        tiny_forecaster["model"],
+    return predict_out_of_sample(
+        tiny_forecaster["handle"],
+        {},
         small_features,
         tiny_forecaster["config"],
         tiny_forecaster["params"],
-        {},
+        BAND,
     )
 
 
@@ -96,15 +120,18 @@ def test_metrics_come_from_evaluation_predictions_only(evaluation):
 
 
 def test_walk_forward_reports_yearly_folds(tiny_forecaster, small_features):
-    params = {
-        **tiny_forecaster["params"],
+    params = with_changes(
+        tiny_forecaster["params"],
         # Pooled: one fresh model per fold keeps this test short.
-        "scope": "pooled",
-        "evaluation_mode": "walk_forward",
-        "walk_forward": {"first_test_year": 2022, "last_test_year": 2023, "validation_months": 6},
-    }
-    evaluation = evaluate_out_of_sample(
-        tiny_forecaster["model"], small_features, tiny_forecaster["config"], params, {}
+        scope="pooled",
+        evaluation_mode="walk_forward",
+        walk_forward={"first_test_year": 2022, "last_test_year": 2023, "validation_months": 6},
+    )
+    config = tiny_forecaster["config"]
+    models = train_walk_forward_models(small_features, config, params)
+    assert set(models) == {"2022", "2023"}
+    evaluation = predict_out_of_sample(
+        tiny_forecaster["handle"], models, small_features, config, params, BAND
     )
     metrics, _ = compute_evaluation_metrics(evaluation)
     assert set(metrics["ludwig"]["walk_forward"]) == {"2022", "2023"}
@@ -123,12 +150,17 @@ REGISTERED = {"name": "stock_mlops_test", "version": 4}
 
 
 def test_gate_promotes_a_model_that_beats_naive_and_champion(training_params):
-    decision, same = decide_promotion(
+    decision = decide_promotion(
         _metrics(0.010, 0.012), {"version": 3, "mae_return": 0.011}, REGISTERED, training_params
     )
-    assert decision is same
     assert decision["promote"] is True
     assert decision["candidate_version"] == 4
+    update = request_alias_update(decision)
+    assert (update.candidate_version, update.promote) == ("4", True)
+
+
+def test_walk_forward_models_are_not_trained_in_holdout_mode(small_features, training_params):
+    assert train_walk_forward_models(small_features, {}, training_params) == {}
 
 
 @pytest.mark.parametrize(
@@ -141,7 +173,7 @@ def test_gate_promotes_a_model_that_beats_naive_and_champion(training_params):
 def test_gate_refuses_a_model_that_does_not_earn_it(
     candidate, naive, champion, reason, training_params
 ):
-    decision, _ = decide_promotion(
+    decision = decide_promotion(
         _metrics(candidate, naive),
         {"version": 3, "mae_return": champion},
         REGISTERED,
@@ -149,43 +181,29 @@ def test_gate_refuses_a_model_that_does_not_earn_it(
     )
     assert decision["promote"] is False
     assert reason in decision["reason"]
+    update = request_alias_update(decision)
+    assert update.promote is False and reason in update.reason
 
 
-def test_no_champion_scores_nothing(small_features):
-    assert score_champion(None, small_features, {})["mae_return"] is None
+def test_no_champion_scores_nothing(small_features, training_params):
+    assert score_champion(None, small_features, training_params)["mae_return"] is None
 
 
 def test_champion_is_scored_on_this_runs_validation_rows(tiny_forecaster, small_features):
-    from stock_mlops.core.model_handle import ModelHandle
-
-    class _Loaded:  # what mlflow.pyfunc.load_model returns, reduced to what is used
-        def predict(self, rows):
-            return tiny_forecaster["model"].predict(None, rows)
-
-        def unwrap_python_model(self):
-            return tiny_forecaster["model"]
-
-    handle = ModelHandle(version="stock_mlops_test/1", source="registry", loader=_Loaded)
+    handle = tiny_forecaster["handle"]  # a real stored model, loaded as the registry loads it
     score = score_champion(handle, small_features, tiny_forecaster["params"])
-    assert score["version"] == "stock_mlops_test/1"
+    assert score["version"] == handle.version
     assert np.isfinite(score["mae_return"]) and score["mae_return"] > 0
 
 
-def test_publish_hands_the_same_model_to_both_stores(tiny_forecaster):
-    from stock_mlops.pipelines.training.nodes import publish_forecaster
-
-    local, registry = publish_forecaster(tiny_forecaster["model"])
-    assert local is tiny_forecaster["model"] and registry is tiny_forecaster["model"]
-
-
 def test_evaluation_fails_clearly_when_the_split_leaves_no_rows(tiny_forecaster, small_features):
-    params = {
-        **tiny_forecaster["params"],
-        "split": {"train_end": "2010-01-01", "validation_end": "2011-01-01"},
-    }
+    params = with_changes(
+        tiny_forecaster["params"],
+        split={"train_end": "2010-01-01", "validation_end": "2011-01-01"},
+    )
     with pytest.raises(ValueError, match="no train rows"):
-        evaluate_out_of_sample(
-            tiny_forecaster["model"], small_features, tiny_forecaster["config"], params, {}
+        predict_out_of_sample(
+            tiny_forecaster["handle"], {}, small_features, tiny_forecaster["config"], params, BAND
         )
 
 

@@ -5,30 +5,37 @@ from __future__ import annotations
 import pytest
 from helpers import run_slice
 
+from stock_mlops.datasets import PyfuncModelDataset
 from stock_mlops.pipelines.training import create_pipeline
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("scope", ["per_symbol", "pooled"])
-def test_config_to_metrics_slice(scope, small_features, tiny_ludwig_config, training_params):
+def test_config_to_metrics_slice(
+    scope, small_features, tiny_ludwig_config, training_params, tmp_path
+):
     pipeline = create_pipeline().only_nodes(
-        "validate_training_config_node",
-        "train_forecaster_node",
-        "evaluate_out_of_sample_node",
-        "compute_evaluation_metrics_node",
+        "training.validate_training_config_node",
+        "training.train_forecaster_node",
+        "training.train_walk_forward_models_node",
+        "training.predict_out_of_sample_node",
+        "training.compute_evaluation_metrics_node",
     )
+    params = training_params.model_copy(update={"scope": scope})
     outputs = run_slice(
         pipeline,
         {
             "ludwig_config": tiny_ludwig_config,
             "features": small_features,
-            "params:training": {**training_params, "scope": scope},
+            "params:training": params,
+            "params:training.scope": scope,
             "params:team": "red",
-            "params:feature_engineering": {},
-            "run_info": {"git_commit": "abc"},
+            "params:feature_engineering.targets.direction_band": 0.001,
         },
         copy_mode="assign",
+        # The model store is the real one: evaluation reads the model back as stored.
+        datasets={"forecaster": PyfuncModelDataset(filepath=str(tmp_path / "forecaster"))},
     )
     curves = outputs["training_curves"]
     expected = {"pooled"} if scope == "pooled" else {"AAPL", "MSFT", "NVDA"}
@@ -42,7 +49,7 @@ def test_config_to_metrics_slice(scope, small_features, tiny_ludwig_config, trai
 def test_a_bad_config_stops_before_training(small_features, tiny_ludwig_config, training_params):
     from stock_mlops.pipelines.training.config_validation import LudwigConfigError
 
-    pipeline = create_pipeline().only_nodes("validate_training_config_node")
+    pipeline = create_pipeline().only_nodes("training.validate_training_config_node")
     config = {**tiny_ludwig_config, "model": {"type": "lstm"}}
     with pytest.raises(LudwigConfigError, match="unknown top-level key"):
         run_slice(
@@ -50,6 +57,6 @@ def test_a_bad_config_stops_before_training(small_features, tiny_ludwig_config, 
             {
                 "ludwig_config": config,
                 "features": small_features,
-                "params:training": training_params,
+                "params:training.scope": training_params.scope,
             },
         )

@@ -12,33 +12,39 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from stock_mlops.brokers.local import LocalPaperBroker
 from stock_mlops.core import calendar
 from stock_mlops.core import columns as C
 from stock_mlops.core import metrics as M
-from stock_mlops.core.params import BacktestParams, TradingParams, TrainingParams
+from stock_mlops.core.outcomes import team_model_rows
+from stock_mlops.core.params import BacktestParams, TradingParams
 from stock_mlops.core.strategy import APPROVED, decide_orders, order_requests
+from stock_mlops.core.vocabulary import VALIDATION
 
 logger = logging.getLogger(__name__)
 
 TRADE_COLUMNS = ["date", C.SYMBOL, "side", "qty", "price", "fee", "realized_pnl", "client_order_id"]
-MODEL = "ludwig"
 
 
 def backtest_predictions(
-    evaluation_predictions: pd.DataFrame, training: dict[str, Any], backtest: dict[str, Any]
+    evaluation_predictions: pd.DataFrame, params: BacktestParams
 ) -> pd.DataFrame:
     """The team model's out-of-sample predictions over the backtest period, as log rows.
 
-    Default period: the holdout test period (after ``training.split.validation_end``).
+    Args:
+        evaluation_predictions: The ``evaluation_predictions`` dataset.
+        params: ``params:backtest``.
+
+    Returns:
+        One row per symbol and decision day, in decision order.
+
+    Raises:
+        ValueError: When no prediction falls in the period.
     """
-    params = BacktestParams.parse(backtest, "backtest")
-    split = TrainingParams.parse(training, "training").split
-    rows = evaluation_predictions[
-        (evaluation_predictions["model"] == MODEL) & (evaluation_predictions["fold"] == "holdout")
-    ]
-    start = pd.Timestamp(params.start_date or split.validation_end + pd.Timedelta(days=1))
+    rows = team_model_rows(evaluation_predictions)
+    start = pd.Timestamp(params.start_date) if params.start_date else _first_test_decision_day(rows)
     end = pd.Timestamp(params.end_date) if params.end_date else rows["feature_date"].max()
     rows = rows[(rows["feature_date"] >= start) & (rows["feature_date"] <= end)]
     if rows.empty:
@@ -57,6 +63,19 @@ def backtest_predictions(
     ).sort_values(["feature_date", C.SYMBOL], kind="stable")
 
 
+def _first_test_decision_day(rows: pd.DataFrame) -> pd.Timestamp:
+    """The first decision day after every validation target: the test period's first session.
+
+    Decisions made on the last validation session would trade on a validation target, so the
+    default period starts the session after it.
+    """
+    validation = rows.loc[rows["split"] == VALIDATION, C.DATE]
+    if validation.empty:
+        return pd.Timestamp(rows["feature_date"].min())
+    after = rows.loc[rows["feature_date"] > validation.max(), "feature_date"]
+    return pd.Timestamp(after.min()) if len(after) else pd.Timestamp(validation.max())
+
+
 def simulate(
     predictions: pd.DataFrame,
     prices: pd.DataFrame,
@@ -64,6 +83,12 @@ def simulate(
     team: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Runs the decision rule on every session from the first to the last prediction date.
+
+    Args:
+        predictions: Log-shaped rows (see :func:`backtest_predictions`).
+        prices: The ``prices`` dataset.
+        params: ``params:trading`` (the same rule and costs as the daily trading run).
+        team: ``params:team`` (part of the simulated client order ids).
 
     Returns:
         ``(trades, equity)``: every fill, and per date the strategy's and the benchmark's equity
@@ -133,15 +158,24 @@ def _valid(names: np.ndarray, values: np.ndarray) -> dict[str, float]:
 def run_backtest(
     evaluation_predictions: pd.DataFrame,
     prices: pd.DataFrame,
-    trading: dict[str, Any],
-    training: dict[str, Any],
-    backtest: dict[str, Any],
+    trading: TradingParams,
+    backtest: BacktestParams,
     team: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``backtest_trades`` and ``backtest_equity`` datasets."""
-    params = TradingParams.parse(trading, "trading")
-    predictions = backtest_predictions(evaluation_predictions, training, backtest)
-    trades, equity = simulate(predictions, prices, params, team)
+    """The ``backtest_trades`` and ``backtest_equity`` datasets.
+
+    Args:
+        evaluation_predictions: The ``evaluation_predictions`` dataset.
+        prices: The ``prices`` dataset.
+        trading: ``params:trading``.
+        backtest: ``params:backtest``.
+        team: ``params:team``.
+
+    Returns:
+        Every simulated fill, and the strategy's and the benchmark's equity per date.
+    """
+    predictions = backtest_predictions(evaluation_predictions, backtest)
+    trades, equity = simulate(predictions, prices, trading, team)
     logger.info(
         "backtest %s..%s: %d trades, final equity %.2f (benchmark %.2f)",
         equity["date"].min().date(),
@@ -154,7 +188,15 @@ def run_backtest(
 
 
 def summarise_backtest(trades: pd.DataFrame, equity: pd.DataFrame) -> dict[str, Any]:
-    """Summary statistics of the strategy and of the buy-and-hold benchmark."""
+    """Summary statistics of the strategy and of the buy-and-hold benchmark.
+
+    Args:
+        trades: The ``backtest_trades`` dataset.
+        equity: The ``backtest_equity`` dataset.
+
+    Returns:
+        The ``backtest_metrics`` document.
+    """
     curve = equity.set_index("date")
     strategy = M.performance_metrics(curve["equity"])
     benchmark = M.performance_metrics(curve["benchmark_equity"])
@@ -176,10 +218,15 @@ def summarise_backtest(trades: pd.DataFrame, equity: pd.DataFrame) -> dict[str, 
     return {**summary, "start": str(curve.index.min().date()), "end": str(curve.index.max().date())}
 
 
-def plot_equity(equity: pd.DataFrame) -> Any:
-    """Plotly chart of the strategy's and the benchmark's equity."""
-    import plotly.graph_objects as go  # noqa: PLC0415
+def plot_equity(equity: pd.DataFrame) -> go.Figure:
+    """Plotly chart of the strategy's and the benchmark's equity.
 
+    Args:
+        equity: The ``backtest_equity`` dataset.
+
+    Returns:
+        The figure.
+    """
     figure = go.Figure()
     figure.add_scatter(x=equity["date"], y=equity["equity"], name="strategy")
     figure.add_scatter(x=equity["date"], y=equity["benchmark_equity"], name="buy and hold")
@@ -187,10 +234,15 @@ def plot_equity(equity: pd.DataFrame) -> Any:
     return figure
 
 
-def plot_drawdown(equity: pd.DataFrame) -> Any:
-    """Plotly chart of the strategy's and the benchmark's drawdown."""
-    import plotly.graph_objects as go  # noqa: PLC0415
+def plot_drawdown(equity: pd.DataFrame) -> go.Figure:
+    """Plotly chart of the strategy's and the benchmark's drawdown.
 
+    Args:
+        equity: The ``backtest_equity`` dataset.
+
+    Returns:
+        The figure.
+    """
     figure = go.Figure()
     for column, name in (("equity", "strategy"), ("benchmark_equity", "buy and hold")):
         figure.add_scatter(

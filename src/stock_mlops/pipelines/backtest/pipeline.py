@@ -16,34 +16,43 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=run_backtest,
-                inputs=[
-                    "evaluation_predictions",
-                    "prices",
-                    "params:trading",
-                    "params:training",
-                    "params:backtest",
-                    "params:team",
-                ],
+                inputs={
+                    "evaluation_predictions": "evaluation_predictions",
+                    "prices": "prices",
+                    "trading": "params:trading",
+                    "backtest": "params:backtest",
+                    "team": "params:team",
+                },
                 outputs=["backtest_trades", "backtest_equity"],
                 name="run_backtest_node",
             ),
             Node(
                 func=summarise_backtest,
-                inputs=["backtest_trades", "backtest_equity"],
+                inputs={"trades": "backtest_trades", "equity": "backtest_equity"},
                 outputs="backtest_metrics",
                 name="summarise_backtest_node",
             ),
             Node(
                 func=plot_equity,
-                inputs="backtest_equity",
+                inputs={"equity": "backtest_equity"},
                 outputs="backtest_equity_chart",
                 name="plot_equity_node",
             ),
             Node(
                 func=plot_drawdown,
-                inputs="backtest_equity",
+                inputs={"equity": "backtest_equity"},
                 outputs="backtest_drawdown_chart",
                 name="plot_drawdown_node",
             ),
-        ]
+        ],
+        inputs={"evaluation_predictions", "prices"},
+        outputs={
+            "backtest_trades",
+            "backtest_equity",
+            "backtest_metrics",
+            "backtest_equity_chart",
+            "backtest_drawdown_chart",
+        },
+        parameters={"params:trading", "params:backtest", "params:team"},
+        namespace="backtest",
     )

@@ -16,54 +16,78 @@ import pandas as pd
 
 from stock_mlops.core import columns as C
 from stock_mlops.core import metrics as M
+from stock_mlops.core.outcomes import join_realised_closes, team_model_rows
 from stock_mlops.core.params import CompetitionParams
+from stock_mlops.core.vocabulary import TEST
 
 logger = logging.getLogger(__name__)
 
-MODEL = "ludwig"
 
+def request_team_outputs(teams: dict[str, str]) -> dict[str, str]:
+    """Which storage root to read for each team.
 
-def request_team_outputs(competition: dict[str, Any]) -> dict[str, Any]:
-    """Which storage root to read for each team (``competition.teams``)."""
-    params = CompetitionParams.parse(competition, "competition")
-    if len(params.teams) < 2:
-        raise ValueError(f"competition.teams needs at least two teams, got {params.teams}")
-    return {"teams": dict(params.teams)}
+    Args:
+        teams: ``params:competition.teams`` (team -> storage root).
+
+    Returns:
+        The same mapping, checked, for the ``team_outputs`` dataset to read.
+
+    Raises:
+        ValueError: With fewer than two teams.
+    """
+    if len(teams) < 2:
+        raise ValueError(f"competition.teams needs at least two teams, got {teams}")
+    return dict(teams)
 
 
 def realised_predictions(team: str, outputs: dict[str, Any]) -> pd.DataFrame:
-    """A team's live predictions joined with the close that followed (by symbol and date)."""
+    """A team's live predictions joined with the close that followed (by symbol and date).
+
+    Args:
+        team: The team's name (for log messages).
+        outputs: What ``team_outputs`` loaded for that team.
+
+    Returns:
+        ``symbol, date, prediction, actual, last_close`` (empty when nothing is realised).
+    """
     log, prices = outputs.get("predictions"), outputs.get("prices")
     if log is None or prices is None or log.empty:
         return pd.DataFrame(columns=[C.SYMBOL, C.DATE, "prediction", "actual", "last_close"])
-    realised = prices[[C.SYMBOL, C.DATE, C.CLOSE]].rename(
-        columns={C.DATE: C.TARGET_DATE, C.CLOSE: "actual"}
-    )
     # One prediction per symbol and target date: the team's latest for that day.
     latest = log.sort_values("created_at", kind="stable").drop_duplicates(
         [C.SYMBOL, C.TARGET_DATE], keep="last"
     )
-    joined = latest.merge(realised, on=[C.SYMBOL, C.TARGET_DATE], how="inner")
+    joined = join_realised_closes(latest, prices)
     return joined.rename(columns={C.TARGET_DATE: C.DATE})[
         [C.SYMBOL, C.DATE, "prediction", "actual", "last_close"]
     ]
 
 
 def out_of_sample_predictions(outputs: dict[str, Any]) -> pd.DataFrame:
-    """A team's model's out-of-sample test predictions from its training run."""
+    """A team's model's out-of-sample test predictions from its training run.
+
+    Args:
+        outputs: What ``team_outputs`` loaded for that team.
+
+    Returns:
+        ``symbol, date, prediction, actual, last_close``.
+    """
     evaluation = outputs.get("evaluation_predictions")
     if evaluation is None:
         return pd.DataFrame(columns=[C.SYMBOL, C.DATE, "prediction", "actual", "last_close"])
-    rows = evaluation[
-        (evaluation["model"] == MODEL)
-        & (evaluation["fold"] == "holdout")
-        & (evaluation["split"] == "test")
-    ]
+    rows = team_model_rows(evaluation, TEST)
     return rows[[C.SYMBOL, C.DATE, "prediction", "actual", "last_close"]]
 
 
 def common_rows(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Restricts every team's rows to the (symbol, date) pairs that all teams with rows have."""
+    """Restricts every team's rows to the (symbol, date) pairs that all teams with rows have.
+
+    Args:
+        frames: Team -> rows with ``symbol`` and ``date``.
+
+    Returns:
+        Team -> its rows on the common pairs, sorted by date and symbol.
+    """
     keys = None
     # A team with no rows yet (it has not run) must not empty everyone else's comparison.
     for frame in (f for f in frames.values() if len(f)):
@@ -99,7 +123,16 @@ def _forecast_view(rows: pd.DataFrame, prefix: str) -> dict[str, float]:
 
 
 def predecessor_view(rows: pd.DataFrame, start_date: Any, n_days: int | None) -> dict[str, float]:
-    """The predecessor's scoring: MAE and direction hit rate over N days from a start date."""
+    """The predecessor's scoring: MAE and direction hit rate over N days from a start date.
+
+    Args:
+        rows: ``symbol, date, prediction, actual, last_close``.
+        start_date: First date counted (None: all).
+        n_days: Number of dates counted (None: all).
+
+    Returns:
+        ``legacy_mae``, ``legacy_hit_rate``, ``legacy_days``.
+    """
     if start_date is not None:
         rows = rows[pd.to_datetime(rows[C.DATE]) >= pd.Timestamp(start_date)]
     if n_days is not None:
@@ -117,16 +150,19 @@ def predecessor_view(rows: pd.DataFrame, start_date: Any, n_days: int | None) ->
 
 
 def rank_teams(
-    team_outputs: dict[str, dict[str, Any]], competition: dict[str, Any]
+    team_outputs: dict[str, dict[str, Any]], params: CompetitionParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The leaderboard and the pairwise Sharpe comparisons.
+
+    Args:
+        team_outputs: Per team, what its runs persisted.
+        params: ``params:competition``.
 
     Returns:
         ``leaderboard`` (one row per team, ranked by backtest Sharpe, then by live MAE) and
         ``team_comparisons`` (each team against the leader: Sharpe difference with a 95%
         bootstrap interval and the share of resamples in which the leader is ahead).
     """
-    params = CompetitionParams.parse(competition, "competition")
     live = common_rows({t: realised_predictions(t, o) for t, o in team_outputs.items()})
     oos = common_rows({t: out_of_sample_predictions(o) for t, o in team_outputs.items()})
     rows = []
@@ -215,7 +251,16 @@ def render_leaderboard(
     team_comparisons: pd.DataFrame,
     team_outputs: dict[str, dict[str, Any]],
 ) -> str:
-    """An HTML page with the leaderboard, the comparisons and the teams' equity curves."""
+    """An HTML page with the leaderboard, the comparisons and the teams' equity curves.
+
+    Args:
+        leaderboard: The ``leaderboard`` table.
+        team_comparisons: The ``team_comparisons`` table.
+        team_outputs: Per team, what its runs persisted (for the equity curves).
+
+    Returns:
+        The page.
+    """
     import plotly.graph_objects as go  # noqa: PLC0415
 
     figure = go.Figure()

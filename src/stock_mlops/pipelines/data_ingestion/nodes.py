@@ -20,7 +20,7 @@ from stock_mlops.pipelines.data_ingestion.validation import (
     check_split_jumps,
     check_structure,
 )
-from stock_mlops.sources.base import FetchFailure, PriceRequest, RawPayload
+from stock_mlops.sources.base import ArchivedPrices, FetchFailure, PriceRequest, RawPayload
 
 logger = logging.getLogger(__name__)
 
@@ -44,31 +44,29 @@ class NoValidDataError(ValueError):
     """Every requested symbol failed; the message lists each symbol and why."""
 
 
-def build_price_request(ingestion: dict[str, Any]) -> dict[str, Any]:
+def build_price_request(params: DataIngestionParams) -> PriceRequest:
     """Turns the ingestion parameters into the request the raw-price archive executes.
 
     Args:
-        ingestion: ``params:data_ingestion``.
+        params: ``params:data_ingestion``.
 
     Returns:
-        A serialisable :class:`~stock_mlops.sources.PriceRequest`.
+        The request, carrying only the chosen source's settings.
     """
-    params = DataIngestionParams.parse(ingestion, "data_ingestion")
-    settings: dict[str, Any] = {}
-    if params.source == "csv":
-        settings["csv_dir"] = params.csv_dir
-        settings["csv_symbol_regex"] = params.csv_symbol_regex
-    elif params.source == "alphavantage":
-        settings["alphavantage"] = params.alphavantage.model_dump(mode="json")
-    elif params.source == "alpaca":
-        settings["alpaca"] = params.alpaca.model_dump(mode="json")
-    request = PriceRequest(source=params.source, symbols=tuple(params.symbols), settings=settings)
+    request = PriceRequest(
+        source=params.source,
+        symbols=tuple(params.symbols),
+        csv_dir=params.csv_dir if params.source == "csv" else None,
+        csv_symbol_regex=params.csv_symbol_regex if params.source == "csv" else None,
+        alphavantage=params.alphavantage if params.source == "alphavantage" else None,
+        alpaca=params.alpaca if params.source == "alpaca" else None,
+    )
     logger.info("requesting %s prices for %s", params.source, list(params.symbols) or "all")
-    return request.to_dict()
+    return request
 
 
 def clean_prices(
-    raw_prices: dict[str, Any], ingestion: dict[str, Any], run_date: str | dt.date | None
+    raw_prices: ArchivedPrices, params: DataIngestionParams, run_date: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parses, validates and adjusts every symbol's archived payloads.
 
@@ -76,7 +74,7 @@ def clean_prices(
 
     Args:
         raw_prices: What the raw-price archive loads (payloads per symbol and fetch failures).
-        ingestion: ``params:data_ingestion``.
+        params: ``params:data_ingestion``.
         run_date: The as-of date for the staleness check; None means the newest bar of any symbol.
 
     Returns:
@@ -86,16 +84,15 @@ def clean_prices(
     Raises:
         NoValidDataError: When no symbol passes.
     """
-    params = DataIngestionParams.parse(ingestion, "data_ingestion")
-    source = raw_prices["request"]["source"]
-    archived = set(raw_prices["payloads"])
+    source = raw_prices.request.source
+    archived = set(raw_prices.payloads)
     report: list[dict[str, Any]] = [
         _failure_row(failure, has_history=failure.symbol in archived)
-        for failure in raw_prices.get("failures", [])
+        for failure in raw_prices.failures
     ]
 
     merged: dict[str, pd.DataFrame] = {}
-    for symbol, payloads in sorted(raw_prices["payloads"].items()):
+    for symbol, payloads in sorted(raw_prices.payloads.items()):
         try:
             merged[symbol] = _merge_payloads(payloads, params.start_date)
         except (ParseError, ValueError) as exc:
@@ -111,7 +108,7 @@ def clean_prices(
 
     quality = pd.DataFrame(report, columns=REPORT_COLUMNS)
     # Which file or response each row is about (file names can differ from symbols).
-    origins = {symbol: payloads[-1].origin for symbol, payloads in raw_prices["payloads"].items()}
+    origins = {symbol: payloads[-1].origin for symbol, payloads in raw_prices.payloads.items()}
     quality["origin"] = quality[C.SYMBOL].map(origins)
     for row in quality[quality["quarantined"]].itertuples():
         logger.warning("quarantined %s (%s): %s", row.symbol, row.stage, row.reason)

@@ -11,9 +11,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=build_features,
-                inputs=["prices", "params:feature_engineering"],
+                inputs={"prices": "prices", "params": "params:feature_engineering"},
                 outputs="features",
                 name="build_features_node",
             )
-        ]
+        ],
+        inputs={"prices"},
+        outputs={"features"},
+        parameters={"params:feature_engineering"},
+        namespace="feature_engineering",
     )

@@ -16,8 +16,7 @@ import numpy as np
 import talib
 
 from stock_mlops.core.params import IndicatorParams
-
-_NS_PER_DAY = 86_400 * 10**9
+from stock_mlops.core.vocabulary import NS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ def feature_specs(p: IndicatorParams, calendar_features: bool = True) -> list[Fe
 
 def _calendar(b: Bars) -> tuple[np.ndarray, ...]:
     """Day of week (Monday = 0), day of month and month of each bar, as floats."""
-    days = b.dates.astype("datetime64[ns]", copy=False).view(np.int64) // _NS_PER_DAY
+    days = b.dates.astype("datetime64[ns]", copy=False).view(np.int64) // NS_PER_DAY
     first_day, weekday, day_of_month, month = _day_table()
     position = days - first_day
     if len(days) and (position.min() < 0 or position.max() >= len(month)):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pandas as pd
 
 from stock_mlops.core import columns as C
 from stock_mlops.core.model_handle import ModelHandle
-from stock_mlops.core.params import FeatureEngineeringParams, InferenceParams
+from stock_mlops.core.outcomes import as_of_date
+from stock_mlops.core.params import InferenceParams
 from stock_mlops.core.targets import direction, implied_close
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,14 @@ def select_model(
     champion: ModelHandle | None, latest: ModelHandle | None, model_source: str
 ) -> ModelHandle:
     """Picks the model to predict with according to ``inference.model_source``.
+
+    Args:
+        champion: The registry's champion, or None.
+        latest: The newest model in the local store, or None.
+        model_source: ``champion``, ``latest`` or ``champion_or_latest``.
+
+    Returns:
+        The handle of the model to use.
 
     Raises:
         NoModelError: When the requested model does not exist.
@@ -48,9 +56,20 @@ def select_model(
     return chosen
 
 
-def feature_rows_as_of(features: pd.DataFrame, run_date: Any) -> pd.DataFrame:
-    """The feature row of every symbol dated ``run_date`` (default: the newest date)."""
-    as_of = pd.Timestamp(run_date) if run_date else features[C.DATE].max()
+def feature_rows_as_of(features: pd.DataFrame, run_date: str | None) -> pd.DataFrame:
+    """The feature row of every symbol dated ``run_date`` (default: the newest date).
+
+    Args:
+        features: The ``features`` dataset.
+        run_date: ``params:run_date``.
+
+    Returns:
+        One row per symbol with a bar on that date.
+
+    Raises:
+        ValueError: When no symbol has a row on that date.
+    """
+    as_of = as_of_date(run_date, features[C.DATE])
     rows = features[features[C.DATE] == as_of]
     stale = sorted(set(features[C.SYMBOL]) - set(rows[C.SYMBOL]))
     if stale:
@@ -67,19 +86,28 @@ def predict_next_day(
     features: pd.DataFrame,
     champion_model: ModelHandle | None,
     latest_model: ModelHandle | None,
-    inference: dict[str, Any],
-    feature_engineering: dict[str, Any],
+    params: InferenceParams,
+    direction_band: float,
     team: str,
-    run_date: Any,
-    run_info: dict[str, Any],
+    run_date: str | None,
+    run_info: dict[str, str],
 ) -> pd.DataFrame:
     """Predicts the next trading day's close for every symbol with features on ``run_date``.
+
+    Args:
+        features: The ``features`` dataset.
+        champion_model: The registry's champion, or None.
+        latest_model: The newest model in the local store, or None.
+        params: ``params:inference``.
+        direction_band: ``params:feature_engineering.targets.direction_band``.
+        team: ``params:team``.
+        run_date: ``params:run_date``.
+        run_info: The run's identity and start time.
 
     Returns:
         New rows for the append-only ``predictions`` log.
     """
-    params = InferenceParams.parse(inference, "inference")
-    band = FeatureEngineeringParams.parse(feature_engineering).targets.direction_band
+    band = direction_band
     handle = select_model(champion_model, latest_model, params.model_source)
     rows = feature_rows_as_of(features, run_date)
     model = handle.load()

@@ -11,18 +11,27 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=predict_next_day,
-                inputs=[
-                    "features",
-                    "champion_model",
-                    "forecaster",
-                    "params:inference",
-                    "params:feature_engineering",
-                    "params:team",
-                    "params:run_date",
-                    "run_info",
-                ],
+                inputs={
+                    "features": "features",
+                    "champion_model": "champion_model",
+                    "latest_model": "forecaster",
+                    "params": "params:inference",
+                    "direction_band": "params:feature_engineering.targets.direction_band",
+                    "team": "params:team",
+                    "run_date": "params:run_date",
+                    "run_info": "run_info",
+                },
                 outputs="predictions",
                 name="predict_next_day_node",
             )
-        ]
+        ],
+        inputs={"features", "champion_model", "forecaster", "run_info"},
+        outputs={"predictions"},
+        parameters={
+            "params:inference",
+            "params:feature_engineering.targets.direction_band",
+            "params:team",
+            "params:run_date",
+        },
+        namespace="inference",
     )

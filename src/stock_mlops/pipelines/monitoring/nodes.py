@@ -15,19 +15,29 @@ from typing import Any
 import pandas as pd
 
 from stock_mlops.core import columns as C
+from stock_mlops.core.outcomes import join_realised_closes, team_model_rows
 from stock_mlops.core.params import MonitoringParams
 
 logger = logging.getLogger(__name__)
 
-MODEL = "ludwig"
 QUALITY_COLUMNS = [C.SYMBOL, C.DATE, "origin", "predicted_return", "actual_return"]
 
 
 def drift_windows(
-    features: pd.DataFrame, monitoring: dict[str, Any]
+    features: pd.DataFrame, params: MonitoringParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The reference and current windows of numeric feature columns."""
-    params = MonitoringParams.parse(monitoring, "monitoring")
+    """The reference and current windows of numeric feature columns.
+
+    Args:
+        features: The ``features`` dataset.
+        params: ``params:monitoring``.
+
+    Returns:
+        ``(reference, current)``.
+
+    Raises:
+        ValueError: When the features hold fewer sessions than the two windows need.
+    """
     dates = pd.Index(sorted(features[C.DATE].unique()))
     needed = params.current_sessions + params.reference_sessions
     if len(dates) < needed:
@@ -57,10 +67,18 @@ def prediction_outcomes(
     team: str,
 ) -> pd.DataFrame:
     """Every prediction whose outcome is known: out-of-sample evaluation rows of the team's
-    model and the live prediction log, joined to realised closes by symbol and target date."""
-    oos = evaluation_predictions[
-        (evaluation_predictions["model"] == MODEL) & (evaluation_predictions["fold"] == "holdout")
-    ]
+    model and the live prediction log, joined to realised closes by symbol and target date.
+
+    Args:
+        evaluation_predictions: The ``evaluation_predictions`` dataset.
+        predictions: The ``predictions`` log.
+        prices: The ``prices`` dataset (the realised closes).
+        team: ``params:team``.
+
+    Returns:
+        The ``prediction_outcomes`` table: one row per symbol and target date.
+    """
+    oos = team_model_rows(evaluation_predictions)
     frames = [
         pd.DataFrame(
             {
@@ -74,16 +92,15 @@ def prediction_outcomes(
     ]
     live = predictions[predictions["team"] == team]
     if len(live):
-        realised = prices[[C.SYMBOL, C.DATE, C.CLOSE]].rename(columns={C.DATE: C.TARGET_DATE})
-        joined = live.merge(realised, on=[C.SYMBOL, C.TARGET_DATE], how="inner")
+        joined = join_realised_closes(live, prices)
         frames.append(
             pd.DataFrame(
                 {
                     C.SYMBOL: joined[C.SYMBOL],
-                    C.DATE: pd.to_datetime(joined[C.TARGET_DATE]),
+                    C.DATE: joined[C.TARGET_DATE],
                     "origin": "live",
                     "predicted_return": joined["predicted_return"],
-                    "actual_return": joined[C.CLOSE] / joined["last_close"] - 1,
+                    "actual_return": joined["actual"] / joined["last_close"] - 1,
                 }
             )
         )
@@ -94,10 +111,17 @@ def prediction_outcomes(
 
 
 def quality_windows(
-    outcomes: pd.DataFrame, monitoring: dict[str, Any]
+    outcomes: pd.DataFrame, params: MonitoringParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reference: the validation period; current: the newest ``current_sessions`` outcomes."""
-    params = MonitoringParams.parse(monitoring, "monitoring")
+    """Reference: the validation period; current: the newest ``current_sessions`` outcomes.
+
+    Args:
+        outcomes: The ``prediction_outcomes`` table.
+        params: ``params:monitoring``.
+
+    Returns:
+        ``(reference, current)``.
+    """
     dates = pd.Index(sorted(outcomes[C.DATE].unique()))
     recent = outcomes[outcomes[C.DATE] >= dates[-min(params.current_sessions, len(dates))]]
     reference = outcomes[outcomes["origin"] == "out_of_sample_validation"]
@@ -106,50 +130,69 @@ def quality_windows(
     return reference.reset_index(drop=True), recent.reset_index(drop=True)
 
 
-def build_monitoring_report(
-    features: pd.DataFrame,
-    evaluation_predictions: pd.DataFrame,
-    predictions: pd.DataFrame,
-    prices: pd.DataFrame,
-    monitoring: dict[str, Any],
-    team: str,
-) -> tuple[str, dict[str, Any], dict[str, dict[str, float]]]:
-    """Renders the evidently report (drift + regression quality) as one HTML page.
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame) -> Any:
+    """evidently's data-drift report of the current window against the reference one.
+
+    Args:
+        reference: Reference window of feature columns.
+        current: Current window of the same columns.
 
     Returns:
-        The HTML, a summary dict, and the summary as MLflow metrics.
+        The evidently snapshot.
+    """
+    from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415 - 5 s import
+    from evidently.presets import DataDriftPreset  # noqa: PLC0415
+
+    definition = DataDefinition(numerical_columns=list(reference.columns))
+    return Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+
+
+def quality_report(reference: pd.DataFrame, current: pd.DataFrame) -> Any:
+    """evidently's regression report of predicted against realised next-day returns.
+
+    Args:
+        reference: Reference outcomes (the validation period).
+        current: The newest outcomes.
+
+    Returns:
+        The evidently snapshot.
     """
     from evidently import DataDefinition, Dataset, Regression, Report  # noqa: PLC0415
-    from evidently.presets import DataDriftPreset, RegressionPreset  # noqa: PLC0415
+    from evidently.presets import RegressionPreset  # noqa: PLC0415
 
-    drift_reference, drift_current = drift_windows(features, monitoring)
-    columns = list(drift_reference.columns)
-    drift_definition = DataDefinition(numerical_columns=columns)
-    drift = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(drift_current, data_definition=drift_definition),
-        Dataset.from_pandas(drift_reference, data_definition=drift_definition),
-    )
-
-    outcomes = prediction_outcomes(evaluation_predictions, predictions, prices, team)
-    quality_reference, quality_current = quality_windows(outcomes, monitoring)
-    quality_definition = DataDefinition(
-        numerical_columns=["predicted_return", "actual_return"],
+    columns = ["predicted_return", "actual_return"]
+    definition = DataDefinition(
+        numerical_columns=columns,
         regression=[Regression(target="actual_return", prediction="predicted_return")],
     )
-    quality = Report([RegressionPreset()]).run(
-        Dataset.from_pandas(
-            quality_current[["predicted_return", "actual_return"]],
-            data_definition=quality_definition,
-        ),
-        Dataset.from_pandas(
-            quality_reference[["predicted_return", "actual_return"]],
-            data_definition=quality_definition,
-        ),
+    return Report([RegressionPreset()]).run(
+        Dataset.from_pandas(current[columns], data_definition=definition),
+        Dataset.from_pandas(reference[columns], data_definition=definition),
     )
 
-    summary = _summary(drift.dict(), quality_current, quality_reference, len(columns))
-    html = _page(
-        team, summary, drift.get_html_str(as_iframe=True), quality.get_html_str(as_iframe=True)
+
+def summarise_monitoring(
+    drift_snapshot: Any,
+    drift_reference: pd.DataFrame,
+    quality_reference: pd.DataFrame,
+    quality_current: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """The headline figures of both reports, also as MLflow metrics.
+
+    Args:
+        drift_snapshot: The drift report.
+        drift_reference: The reference window (its columns are the ones tested for drift).
+        quality_reference: Reference outcomes.
+        quality_current: The newest outcomes.
+
+    Returns:
+        The ``monitoring_summary`` document and the same figures as MLflow metrics.
+    """
+    summary = _summary(
+        drift_snapshot.dict(), quality_current, quality_reference, len(drift_reference.columns)
     )
     metrics = {
         f"monitoring.{k}": {"value": float(v), "step": 0}
@@ -157,7 +200,29 @@ def build_monitoring_report(
         if isinstance(v, int | float) and math.isfinite(v)
     }
     logger.info("monitoring: %s", summary)
-    return html, summary, metrics
+    return summary, metrics
+
+
+def render_monitoring_report(
+    drift_snapshot: Any, quality_snapshot: Any, monitoring_summary: dict[str, Any], team: str
+) -> str:
+    """The monitoring page: the summary table and both evidently reports.
+
+    Args:
+        drift_snapshot: The drift report.
+        quality_snapshot: The regression report.
+        monitoring_summary: The headline figures.
+        team: ``params:team``.
+
+    Returns:
+        The HTML page.
+    """
+    return _page(
+        team,
+        monitoring_summary,
+        drift_snapshot.get_html_str(as_iframe=True),
+        quality_snapshot.get_html_str(as_iframe=True),
+    )
 
 
 def _summary(

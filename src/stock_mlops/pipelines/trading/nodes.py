@@ -6,14 +6,13 @@ only build requests and decisions.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Any
 
 import pandas as pd
 
-from stock_mlops.brokers.base import AccountSnapshot
 from stock_mlops.core import columns as C
+from stock_mlops.core.broker_types import AccountSnapshot, BrokerRequest, OrderSubmission
+from stock_mlops.core.outcomes import as_of_date
 from stock_mlops.core.params import TradingParams
 from stock_mlops.core.strategy import (
     ALREADY_SUBMITTED,
@@ -27,37 +26,58 @@ AT_BROKER = (APPROVED, ALREADY_SUBMITTED)
 
 logger = logging.getLogger(__name__)
 
-ORDER_LOG_EXTRA = ["run_id", "decided_at", "broker"]
 
+def broker_request(
+    params: TradingParams, prices: pd.DataFrame, as_of: pd.Timestamp
+) -> BrokerRequest:
+    """What the broker datasets need to connect (no secrets: keys come from the environment).
 
-def as_of_date(prices: pd.DataFrame, run_date: Any) -> pd.Timestamp:
-    """``run_date`` if given, else the newest date in ``prices``."""
-    return pd.Timestamp(run_date) if run_date else prices[C.DATE].max()
+    Args:
+        params: ``params:trading``.
+        prices: The ``prices`` dataset; the bars up to ``as_of`` go with the request.
+        as_of: The decision date.
 
-
-def broker_request(params: TradingParams, as_of: pd.Timestamp) -> dict[str, Any]:
-    """What the broker datasets need to connect (no secrets: keys come from the environment)."""
-    return {
-        "broker": params.broker,
-        "live": params.live,
-        "as_of": as_of.date().isoformat(),
-        "local": params.local.model_dump(mode="json"),
-        "alpaca": params.alpaca.model_dump(mode="json"),
-    }
+    Returns:
+        The request.
+    """
+    return BrokerRequest(
+        broker=params.broker,
+        live=params.live,
+        as_of=as_of.date(),
+        local=params.local,
+        alpaca=params.alpaca,
+        market_bars=prices[prices[C.DATE] <= as_of],
+    )
 
 
 def request_account_snapshot(
-    prices: pd.DataFrame, trading: dict[str, Any], run_date: Any
-) -> dict[str, Any]:
-    """Asks the broker dataset for the account as of the run date."""
-    params = TradingParams.parse(trading, "trading")
-    return broker_request(params, as_of_date(prices, run_date))
+    prices: pd.DataFrame, params: TradingParams, run_date: str | None
+) -> BrokerRequest:
+    """Asks the broker dataset for the account as of the run date.
+
+    Args:
+        prices: The ``prices`` dataset.
+        params: ``params:trading``.
+        run_date: ``params:run_date`` (None: the newest date in ``prices``).
+
+    Returns:
+        The request the ``broker_account`` dataset executes.
+    """
+    return broker_request(params, prices, as_of_date(run_date, prices[C.DATE]))
 
 
 def latest_predictions(predictions: pd.DataFrame, team: str, as_of: pd.Timestamp) -> pd.DataFrame:
     """The newest prediction per symbol made on or before ``as_of`` by ``team``.
 
     An older prediction is passed on (not dropped) so the stale-prediction guard can name it.
+
+    Args:
+        predictions: The ``predictions`` log.
+        team: The team whose predictions count.
+        as_of: The decision date.
+
+    Returns:
+        One row per symbol.
     """
     mine = predictions[
         (predictions["team"] == team) & (pd.to_datetime(predictions["feature_date"]) <= as_of)
@@ -70,29 +90,29 @@ def decide_trades(
     predictions: pd.DataFrame,
     prices: pd.DataFrame,
     broker_account: AccountSnapshot,
-    trading: dict[str, Any],
+    params: TradingParams,
     team: str,
-    run_date: Any,
-    run_info: dict[str, Any],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    run_date: str | None,
+) -> pd.DataFrame:
     """Decides today's orders from the team's predictions and the broker's account.
 
+    Args:
+        predictions: The ``predictions`` log.
+        prices: The ``prices`` dataset (today's closes are the reference prices).
+        broker_account: The account snapshot taken by this run.
+        params: ``params:trading``.
+        team: ``params:team``.
+        run_date: ``params:run_date`` (None: the newest date in ``prices``).
+
     Returns:
-        The decisions twice: rows for the append-only ``orders`` log and for this run's
-        submission and reconciliation.
+        Every order considered, approved or not, with ``status`` and ``reason``.
     """
-    params = TradingParams.parse(trading, "trading")
-    as_of = as_of_date(prices, run_date)
+    as_of = as_of_date(run_date, prices[C.DATE])
     closes = prices[prices[C.DATE] == as_of].set_index(C.SYMBOL)[C.CLOSE]
     todays = latest_predictions(predictions, team, as_of)
     if todays.empty:
         logger.warning("no predictions by %s on or before %s", team, as_of.date())
     orders = decide_orders(todays, closes, broker_account, params, team, as_of)
-    orders = orders.assign(
-        run_id=run_info["run_id"],
-        decided_at=pd.Timestamp(run_info["started_at"]),
-        broker=params.broker,
-    )
     for row in orders[orders["status"] != APPROVED].itertuples():
         logger.warning(
             "%s %s %s: %s (%s)", row.symbol, row.side, row.status, row.reason, as_of.date()
@@ -103,29 +123,63 @@ def decide_trades(
         as_of.date(),
         orders.loc[orders["status"] == APPROVED, ["symbol", "side", "qty"]].to_dict("records"),
     )
-    return orders, orders
+    return orders
+
+
+def record_decisions(
+    decided_orders: pd.DataFrame, run_info: dict[str, str], broker: str
+) -> pd.DataFrame:
+    """This run's decisions as rows of the append-only ``orders`` log.
+
+    Args:
+        decided_orders: The decisions of this run.
+        run_info: The run's identity and start time.
+        broker: ``params:trading.broker``.
+
+    Returns:
+        The decisions with the run id, decision time and broker added.
+    """
+    return decided_orders.assign(
+        run_id=run_info["run_id"],
+        decided_at=pd.Timestamp(run_info["started_at"]),
+        broker=broker,
+    )
 
 
 def build_submission(
-    decided_orders: pd.DataFrame, prices: pd.DataFrame, trading: dict[str, Any], run_date: Any
-) -> dict[str, Any]:
+    decided_orders: pd.DataFrame,
+    prices: pd.DataFrame,
+    params: TradingParams,
+    run_date: str | None,
+) -> OrderSubmission:
     """The approved orders, in broker-neutral form, for the ``broker_orders`` dataset.
 
     Orders the broker already has are included too: the dataset never resubmits a known client
     order id, it fetches the broker's report instead, so a re-run still reconciles them.
+
+    Args:
+        decided_orders: The decisions of this run.
+        prices: The ``prices`` dataset.
+        params: ``params:trading``.
+        run_date: ``params:run_date``.
+
+    Returns:
+        The submission, sells first so that their proceeds are there when the buys arrive.
     """
-    params = TradingParams.parse(trading, "trading")
     approved = decided_orders[decided_orders["status"].isin(AT_BROKER)]
-    # Sells first, so that their proceeds are there when the buys arrive.
     approved = approved.sort_values(
         "side", key=lambda s: s.map({"sell": 0, "buy": 1}), kind="stable"
     )
-    orders = [dataclasses.asdict(request) for request in order_requests(approved)]
-    return {"request": broker_request(params, as_of_date(prices, run_date)), "orders": orders}
+    request = broker_request(params, prices, as_of_date(run_date, prices[C.DATE]))
+    return OrderSubmission(request=request, orders=tuple(order_requests(approved)))
 
 
 def reconcile_orders(decided_orders: pd.DataFrame, broker_orders: pd.DataFrame) -> pd.DataFrame:
     """Compares what was decided with what the broker reports, order by order.
+
+    Args:
+        decided_orders: The decisions of this run.
+        broker_orders: The broker's reports of this run's submission.
 
     Returns:
         One row per approved (or already submitted) order: decided side and quantity, the

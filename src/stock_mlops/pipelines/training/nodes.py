@@ -17,8 +17,17 @@ import pandas as pd
 
 from stock_mlops.core import columns as C
 from stock_mlops.core import metrics as M
-from stock_mlops.core.params import FeatureEngineeringParams, TrainingParams
+from stock_mlops.core.model_handle import AliasUpdate, Forecaster, ModelHandle, ModelRegistration
+from stock_mlops.core.params import TrainingParams
 from stock_mlops.core.targets import direction, implied_close
+from stock_mlops.core.vocabulary import (
+    DIRECTION_SIGN,
+    HOLDOUT,
+    POOLED,
+    TEAM_MODEL,
+    TEST,
+    VALIDATION,
+)
 from stock_mlops.pipelines.training import baselines
 from stock_mlops.pipelines.training.config_validation import (
     input_columns,
@@ -35,56 +44,55 @@ from stock_mlops.pipelines.training.splits import (
 
 logger = logging.getLogger(__name__)
 
-MODEL = "ludwig"
-EVALUATED_SPLITS = ("validation", "test")
+EVALUATED_SPLITS = (VALIDATION, TEST)
 
 
 def validate_training_config(
-    ludwig_config: dict[str, Any], features: pd.DataFrame, training: dict[str, Any]
+    ludwig_config: dict[str, Any], features: pd.DataFrame, scope: str
 ) -> dict[str, Any]:
     """Validates the team's Ludwig config before anything trains.
 
     Args:
         ludwig_config: The YAML named by ``training.ludwig_config``.
         features: The ``features`` dataset (its columns are the allowed inputs).
-        training: ``params:training``.
+        scope: ``params:training.scope`` (pooled models get ``symbol`` as an input).
 
     Returns:
         The config to train with.
     """
-    params = TrainingParams.parse(training, "training")
-    config = validate_ludwig_config(ludwig_config, list(features.columns), params.scope)
+    config = validate_ludwig_config(ludwig_config, list(features.columns), scope)
     logger.info(
         "Ludwig config valid: %d inputs -> %s (%s scope)",
         len(config["input_features"]),
         output_feature(config)[0],
-        params.scope,
+        scope,
     )
     return config
 
 
 def train_forecaster(
-    features: pd.DataFrame,
-    ludwig_config: dict[str, Any],
-    training: dict[str, Any],
-    team: str,
-    run_info: dict[str, Any],
-) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    features: pd.DataFrame, ludwig_config: dict[str, Any], params: TrainingParams, team: str
+) -> tuple[Forecaster, dict[str, list[dict[str, float]]], dict[str, str]]:
     """Trains the deployable model on the holdout fold's train rows (validation for early stop).
 
-    Returns:
-        The forecaster, per-epoch curves as MLflow metric histories, and tags describing what was
-        trained (config and data hashes, git commit).
-    """
-    from stock_mlops.core.forecaster import StockForecaster  # noqa: PLC0415 - imports mlflow
+    Args:
+        features: The ``features`` dataset.
+        ludwig_config: The validated Ludwig config.
+        params: ``params:training``.
+        team: ``params:team``.
 
-    params = TrainingParams.parse(training, "training")
+    Returns:
+        The forecaster (for the local model store), per-epoch curves as MLflow metric
+        histories, and tags describing what was trained (config and data hashes).
+    """
+    from stock_mlops.models.forecaster import StockForecaster  # noqa: PLC0415 - imports mlflow
+
     fold = holdout_fold(params.split)
     parts = _fold_parts(features, fold)
     models, curves = _train_models(ludwig_config, parts, params)
     target, kind = output_feature(ludwig_config)
     inputs = input_columns(ludwig_config)
-    example = parts["validation"].head(2)[[C.SYMBOL, *[c for c in inputs if c != C.SYMBOL]]]
+    example = parts[VALIDATION].head(2)[[C.SYMBOL, *[c for c in inputs if c != C.SYMBOL]]]
     data_hash = _frame_hash(parts["train"][[C.SYMBOL, C.DATE, *_model_columns(inputs, target)]])
     config_hash = hashlib.sha256(json.dumps(ludwig_config, sort_keys=True).encode()).hexdigest()
     metadata = {
@@ -96,7 +104,7 @@ def train_forecaster(
         "training_rows": len(parts["train"]),
         "training_data_sha256": data_hash,
         "ludwig_config_sha256": config_hash,
-        "symbols": sorted(k for k in models if k != "__pooled__"),
+        "symbols": sorted(k for k in models if k != POOLED),
     }
     forecaster = StockForecaster(
         archives=models,
@@ -113,14 +121,25 @@ def train_forecaster(
         "target": target,
         "training_data_sha256": data_hash,
         "ludwig_config_sha256": config_hash,
-        "git_commit": run_info.get("git_commit", "unknown"),
     }
     return forecaster, curves, tags
 
 
-def publish_forecaster(forecaster: Any) -> tuple[Any, Any]:
-    """Hands the trained forecaster to the local model store and to the MLflow registry."""
-    return forecaster, forecaster
+def register_forecaster(
+    forecaster: ModelHandle, training_tags: dict[str, str]
+) -> ModelRegistration:
+    """Asks the registry to register the model this run stored locally, with its tags.
+
+    Args:
+        forecaster: The model just saved to the local store (``forecaster``).
+        training_tags: The run's tags: what was trained (team, scope, target, data and config
+            hashes); MLflow's own ``mlflow.*`` tags are not copied to the version.
+
+    Returns:
+        The registration the ``registered_forecaster`` dataset executes.
+    """
+    tags = {k: v for k, v in training_tags.items() if not k.startswith("mlflow.")}
+    return ModelRegistration(model=forecaster, tags={**tags, "local_version": forecaster.version})
 
 
 def _model_columns(inputs: list[str], target: str) -> list[str]:
@@ -130,7 +149,7 @@ def _model_columns(inputs: list[str], target: str) -> list[str]:
 
 def _fold_parts(features: pd.DataFrame, fold: Fold) -> dict[str, pd.DataFrame]:
     parts = split_rows(labelled_rows(features), fold)
-    for name in ("train", "validation"):
+    for name in ("train", VALIDATION):
         if parts[name].empty:
             raise ValueError(
                 f"fold '{fold.name}': no {name} rows (train_end={fold.train_end.date()}, "
@@ -143,17 +162,16 @@ def _fold_parts(features: pd.DataFrame, fold: Fold) -> dict[str, pd.DataFrame]:
 def _train_models(
     config: dict[str, Any], parts: dict[str, pd.DataFrame], params: TrainingParams
 ) -> tuple[dict[str, bytes], dict[str, list[dict[str, float]]]]:
-    from stock_mlops.core.forecaster import POOLED  # noqa: PLC0415
     from stock_mlops.pipelines.training.ludwig_trainer import (  # noqa: PLC0415
         MIN_TRAINING_ROWS,
         train_ludwig,
     )
 
     if params.scope == "pooled":
-        groups = {POOLED: (parts["train"], parts["validation"])}
+        groups = {POOLED: (parts["train"], parts[VALIDATION])}
     else:
         groups = {
-            symbol: (rows, parts["validation"][parts["validation"][C.SYMBOL] == symbol])
+            symbol: (rows, parts[VALIDATION][parts[VALIDATION][C.SYMBOL] == symbol])
             for symbol, rows in parts["train"].groupby(C.SYMBOL)
         }
     archives: dict[str, bytes] = {}
@@ -166,7 +184,7 @@ def _train_models(
         archives[key] = trained.archive
         label = "pooled" if key == POOLED else key
         for name, values in trained.curves.items():
-            curves[f"{MODEL}.{label}.{name}"] = [
+            curves[f"{TEAM_MODEL}.{label}.{name}"] = [
                 {"value": float(v), "step": step} for step, v in enumerate(values, start=1)
             ]
         logger.info("trained %s on %d rows (%d epochs)", label, len(train), len(values))
@@ -180,50 +198,92 @@ def _frame_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
-def evaluate_out_of_sample(
-    forecaster: Any,
+def train_walk_forward_models(
+    features: pd.DataFrame, ludwig_config: dict[str, Any], params: TrainingParams
+) -> dict[str, Forecaster]:
+    """In ``walk_forward`` mode, one fresh model per yearly fold, trained on that fold's past.
+
+    Args:
+        features: The ``features`` dataset.
+        ludwig_config: The validated Ludwig config.
+        params: ``params:training``.
+
+    Returns:
+        Fold name -> the fold's forecaster (empty in ``holdout`` mode).
+    """
+    if params.evaluation_mode != "walk_forward":
+        return {}
+    from stock_mlops.models.forecaster import StockForecaster  # noqa: PLC0415 - imports mlflow
+
+    target, kind = output_feature(ludwig_config)
+    labelled = labelled_rows(features)
+    models = {}
+    for fold in walk_forward_folds(params.walk_forward, labelled[C.TARGET_DATE].max()):
+        parts = split_rows(labelled, fold)
+        if parts[TEST].empty or len(parts["train"]) == 0:
+            logger.warning("walk-forward fold %s has no rows; skipped", fold.name)
+            continue
+        archives, _ = _train_models(ludwig_config, parts, params)
+        models[fold.name] = StockForecaster(
+            archives=archives,
+            input_columns=input_columns(ludwig_config),
+            output_name=target,
+            output_type=kind,
+            scope=params.scope,
+            metadata={"fold": fold.name},
+            input_example=[],
+        )
+    return models
+
+
+def predict_out_of_sample(
+    forecaster: ModelHandle,
+    walk_forward_models: dict[str, Forecaster],
     features: pd.DataFrame,
     ludwig_config: dict[str, Any],
-    training: dict[str, Any],
-    feature_engineering: dict[str, Any],
+    params: TrainingParams,
+    direction_band: float,
 ) -> pd.DataFrame:
     """Out-of-sample predictions of the model and every baseline on the same rows.
 
-    The holdout fold uses the deployed forecaster on its validation and test rows. In
-    ``walk_forward`` mode every yearly fold also trains a fresh model on its own past.
+    The holdout fold uses the deployed forecaster (as stored) on its validation and test rows;
+    each walk-forward fold uses its own model on its test year (its validation rows chose its
+    early-stopping epoch, so only the test year is out of sample).
+
+    Args:
+        forecaster: The model stored by this run.
+        walk_forward_models: Fold name -> forecaster (empty in ``holdout`` mode).
+        features: The ``features`` dataset.
+        ludwig_config: The validated Ludwig config.
+        params: ``params:training``.
+        direction_band: ``params:feature_engineering.targets.direction_band``.
 
     Returns:
         The ``evaluation_predictions`` dataset.
     """
-    params = TrainingParams.parse(training, "training")
-    band = FeatureEngineeringParams.parse(feature_engineering).targets.direction_band
     fold = holdout_fold(params.split)
-    parts = _fold_parts(features, fold)
-    frames = [_evaluate_fold(fold, parts, forecaster, ludwig_config, params, band)]
-    if params.evaluation_mode == "walk_forward":
-        from stock_mlops.core.forecaster import StockForecaster  # noqa: PLC0415
-
+    deployed = forecaster.load().unwrap_python_model()
+    frames = [
+        _evaluate_fold(
+            fold, _fold_parts(features, fold), deployed, ludwig_config, params, direction_band
+        )
+    ]
+    if walk_forward_models:
         labelled = labelled_rows(features)
         for wf_fold in walk_forward_folds(params.walk_forward, labelled[C.TARGET_DATE].max()):
-            wf_parts = split_rows(labelled, wf_fold)
-            if wf_parts["test"].empty or len(wf_parts["train"]) == 0:
-                logger.warning("walk-forward fold %s has no rows; skipped", wf_fold.name)
+            if wf_fold.name not in walk_forward_models:
                 continue
-            archives, _ = _train_models(ludwig_config, wf_parts, params)
-            fold_model = StockForecaster(
-                archives=archives,
-                input_columns=forecaster.input_columns,
-                output_name=forecaster.output_name,
-                output_type=forecaster.output_type,
-                scope=params.scope,
-                metadata={"fold": wf_fold.name},
-                input_example=forecaster.input_example,
-            )
-            # The fold's validation rows chose its early-stopping epoch: only its test year is
-            # out of sample.
-            wf_parts["validation"] = wf_parts["validation"].iloc[0:0]
+            parts = split_rows(labelled, wf_fold)
+            parts[VALIDATION] = parts[VALIDATION].iloc[0:0]
             frames.append(
-                _evaluate_fold(wf_fold, wf_parts, fold_model, ludwig_config, params, band)
+                _evaluate_fold(
+                    wf_fold,
+                    parts,
+                    walk_forward_models[wf_fold.name],
+                    ludwig_config,
+                    params,
+                    direction_band,
+                )
             )
     evaluation = pd.concat(frames, ignore_index=True)
     logger.info(
@@ -238,7 +298,7 @@ def evaluate_out_of_sample(
 def _evaluate_fold(
     fold: Fold,
     parts: dict[str, pd.DataFrame],
-    forecaster: Any,
+    forecaster: Forecaster,
     config: dict[str, Any],
     params: TrainingParams,
     band: float,
@@ -260,7 +320,7 @@ def _evaluate_fold(
             else direction(model_close / rows[C.CLOSE] - 1, band)
         )
         candidates = {
-            MODEL: (model_close, model_direction),
+            TEAM_MODEL: (model_close, model_direction),
             baselines.NAIVE: (baselines.naive_last_close(rows), None),
             baselines.DRIFT: (baselines.mean_drift(parts["train"], rows), None),
             baselines.RIDGE: (
@@ -305,6 +365,9 @@ def compute_evaluation_metrics(
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """Metrics computed from ``evaluation_predictions`` and nothing else.
 
+    Args:
+        evaluation_predictions: The ``evaluation_predictions`` dataset.
+
     Returns:
         ``evaluation_metrics``: model -> the holdout test metrics at the top level, plus
         ``validation`` (holdout validation) and ``walk_forward`` (fold -> metrics); and the same
@@ -320,13 +383,13 @@ def compute_evaluation_metrics(
     for (model, fold, split), rows in evaluation_predictions.groupby(["model", "fold", "split"]):
         values = _metrics_for(rows, naive_mae.get((fold, split)))
         entry = table.setdefault(model, {})
-        if fold == "holdout" and split == "test":
+        if fold == HOLDOUT and split == TEST:
             entry.update(values)
-        elif fold == "holdout":
+        elif fold == HOLDOUT:
             entry[split] = values
         else:
             entry.setdefault("walk_forward", {})[fold] = values
-        prefix = f"{model}.{split}" if fold == "holdout" else f"{model}.wf{fold}"
+        prefix = f"{model}.{split}" if fold == HOLDOUT else f"{model}.wf{fold}"
         for name, value in values.items():
             if value is not None:
                 flat[f"{prefix}.{name}"] = {"value": value, "step": 0}
@@ -339,21 +402,29 @@ def _metrics_for(rows: pd.DataFrame, naive_mae: float | None) -> dict[str, float
             rows["prediction"], rows["actual"], rows["last_close"], naive_mae
         )
     else:  # a direction classifier: only its calls can be scored
-        sign = {C.UP: 1, C.DOWN: -1, C.FLAT: 0}
-        predicted = rows["predicted_direction"].map(sign).fillna(0)
+        predicted = rows["predicted_direction"].map(DIRECTION_SIGN).fillna(0)
         actual = np.sign(rows["actual"] / rows["last_close"] - 1)
         values = {"n": float(len(rows)), **M.directional_metrics(predicted, actual)}
     return {k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()}
 
 
 def score_champion(
-    champion_model: Any, features: pd.DataFrame, training: dict[str, Any]
+    champion_model: ModelHandle | None, features: pd.DataFrame, params: TrainingParams
 ) -> dict[str, Any]:
-    """The current champion's MAE on return over this run's validation rows (None if absent)."""
+    """The current champion's MAE on return over this run's validation rows.
+
+    Args:
+        champion_model: The registry's champion, or None when there is none.
+        features: The ``features`` dataset.
+        params: ``params:training``.
+
+    Returns:
+        ``version``, ``mae_return`` (None when there is no champion or it cannot score this
+        data) and a ``note``.
+    """
     if champion_model is None:
         return {"version": None, "mae_return": None, "note": "no champion registered"}
-    params = TrainingParams.parse(training, "training")
-    rows = _fold_parts(features, holdout_fold(params.split))["validation"]
+    rows = _fold_parts(features, holdout_fold(params.split))[VALIDATION]
     try:
         model = champion_model.load()
         wrapped = model.unwrap_python_model()
@@ -370,20 +441,25 @@ def score_champion(
 def decide_promotion(
     evaluation_metrics: dict[str, Any],
     champion_score: dict[str, Any],
-    registered_model: dict[str, Any],
-    training: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    registered_forecaster: dict[str, Any],
+    params: TrainingParams,
+) -> dict[str, Any]:
     """Promotes the new version only if it beats the naive baseline and the current champion.
 
     Both comparisons use MAE on return over the holdout validation period.
 
+    Args:
+        evaluation_metrics: The ``evaluation_metrics`` document.
+        champion_score: The champion's score on this run's validation rows.
+        registered_forecaster: The version this run registered (``name``, ``version``).
+        params: ``params:training`` (its ``promotion`` section).
+
     Returns:
-        The decision twice: as a report (logged to MLflow) and for the champion alias to act on.
+        The ``promotion_decision`` report.
     """
-    params = TrainingParams.parse(training, "training")
     margin = 1 - params.promotion.min_improvement
-    candidate = (evaluation_metrics.get(MODEL, {}).get("validation") or {}).get("mae_return")
-    naive = (evaluation_metrics.get(baselines.NAIVE, {}).get("validation") or {}).get("mae_return")
+    candidate = (evaluation_metrics.get(TEAM_MODEL, {}).get(VALIDATION) or {}).get("mae_return")
+    naive = (evaluation_metrics.get(baselines.NAIVE, {}).get(VALIDATION) or {}).get("mae_return")
     champion = champion_score.get("mae_return")
     reasons = []
     if candidate is None or naive is None:
@@ -398,8 +474,8 @@ def decide_promotion(
             )
     promote = not reasons
     decision = {
-        "model_name": registered_model.get("name"),
-        "candidate_version": registered_model.get("version"),
+        "model_name": registered_forecaster.get("name"),
+        "candidate_version": registered_forecaster.get("version"),
         "promote": promote,
         "candidate_mae_return": candidate,
         "naive_mae_return": naive,
@@ -408,4 +484,20 @@ def decide_promotion(
         "reason": "beats the naive baseline and the champion" if promote else "; ".join(reasons),
     }
     logger.info("promotion decision: %s", decision)
-    return decision, decision
+    return decision
+
+
+def request_alias_update(promotion_decision: dict[str, Any]) -> AliasUpdate:
+    """The promotion decision as an instruction for the registry's champion alias.
+
+    Args:
+        promotion_decision: The ``promotion_decision`` report.
+
+    Returns:
+        Tag the candidate version with the decision; move the alias only when promoted.
+    """
+    return AliasUpdate(
+        candidate_version=str(promotion_decision["candidate_version"]),
+        promote=bool(promotion_decision["promote"]),
+        reason=str(promotion_decision["reason"]),
+    )

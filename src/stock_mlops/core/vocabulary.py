@@ -1,0 +1,38 @@
+"""The project's words, each spelled once: model, fold and split names, direction signs, stamps.
+
+Pipelines and datasets import these names instead of repeating string literals, so a rename is
+one edit and a typo is an ImportError, not a silently empty filter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from stock_mlops.core import columns as C
+
+# The team's own (Ludwig) model in evaluation tables; baselines have their own names.
+TEAM_MODEL = "ludwig"
+# The chronological fold defined by training.split (the deployed model is trained on it).
+HOLDOUT = "holdout"
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+# The key of the single model of a pooled forecaster (per-symbol models are keyed by symbol).
+POOLED = "__pooled__"
+
+# A predicted or realised direction as a sign; a "flat" call is no call.
+DIRECTION_SIGN = {C.UP: 1, C.DOWN: -1, C.FLAT: 0}
+
+NS_PER_DAY = 86_400 * 10**9
+
+# File-name stamps of immutable records (raw archive objects, broker snapshots): sortable text.
+UTC_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
+def utc_stamp(moment: dt.datetime | None = None) -> str:
+    """``moment`` (default: now) as a sortable UTC stamp such as ``20240102T210000000000Z``."""
+    moment = moment or dt.datetime.now(dt.UTC)
+    return moment.astimezone(dt.UTC).strftime(UTC_STAMP_FORMAT)
+
+
+def parse_utc_stamp(text: str) -> dt.datetime:
+    """The inverse of :func:`utc_stamp` (timezone-aware UTC)."""
+    return dt.datetime.strptime(text, UTC_STAMP_FORMAT).replace(tzinfo=dt.UTC)

@@ -1,0 +1,1 @@
+"""Client helpers shared by adapters of one external service (sources and brokers alike)."""
