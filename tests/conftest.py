@@ -100,3 +100,48 @@ def alpaca_keys(monkeypatch):
     monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
     monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+# ---------------------------------------------------------------------------- browser tests
+_BROWSER_SKIPS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def browser_session():
+    """One headless Chromium for the whole session (pages are opened one at a time)."""
+    from browser import INSTALL_HINT, Browser, browser_available
+
+    if not browser_available():
+        _BROWSER_SKIPS.append("no browser")
+        pytest.skip(f"browser test skipped: {INSTALL_HINT}")
+    with Browser() as session:
+        yield session
+
+
+@pytest.fixture
+def browser(browser_session, request, tmp_path):
+    """The session's browser; a failing test leaves a screenshot of its page in its tmp dir."""
+    yield browser_session
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        target = tmp_path / "failure.png"
+        browser_session.screenshot(target)
+        print(f"screenshot of the failing page: {target}")  # noqa: T201
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _BROWSER_SKIPS:
+        from browser import INSTALL_HINT
+
+        terminalreporter.write_sep("!", "BROWSER TESTS WERE SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(
+            f"The tests of what people open (HTML pages in a real browser) did not run: "
+            f"{INSTALL_HINT}."
+        )
