@@ -94,25 +94,35 @@ def make_payload(
     )
 
 
+class KeptDataset(MemoryDataset):
+    """A memory dataset the runner cannot release, so an intermediate output stays readable."""
+
+    def _release(self) -> None:
+        pass
+
+
 def run_slice(
     pipeline: Pipeline,
     inputs: dict[str, Any],
     copy_mode: str | None = None,
     datasets: dict[str, Any] | None = None,
+    keep: tuple[str, ...] = (),
 ) -> dict:
-    """Runs a pipeline on an in-memory catalog holding ``inputs``; returns its final outputs.
+    """Runs a pipeline on an in-memory catalog holding ``inputs``; returns its final outputs
+    and the intermediate ones named in ``keep``.
 
     ``datasets`` replaces the memory dataset of an output by a real one (a model store, say).
-    Intermediate outputs are released by Kedro's runner once consumed, as in a real run.
+    Other intermediate outputs are released by Kedro's runner once consumed, as in a real run.
     Parameters are given as validated models, as Kedro hands them to nodes.
     """
     catalog = DataCatalog(
         {name: MemoryDataset(data, copy_mode=copy_mode) for name, data in inputs.items()}
     )
     for name in pipeline.all_outputs():
-        catalog[name] = (datasets or {}).get(name) or MemoryDataset(copy_mode=copy_mode)
+        kept = KeptDataset(copy_mode=copy_mode) if name in keep else None
+        catalog[name] = (datasets or {}).get(name) or kept or MemoryDataset(copy_mode=copy_mode)
     SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in pipeline.outputs()}
+    return {name: catalog.load(name) for name in pipeline.outputs() | set(keep)}
 
 
 def run_kedro(

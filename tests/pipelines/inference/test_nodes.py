@@ -7,6 +7,7 @@ import pytest
 from kedro.io.core import Version
 
 from stock_mlops.core.model_handle import ModelHandle
+from stock_mlops.core.params import InferenceParams
 from stock_mlops.datasets.models import PyfuncModelDataset
 from stock_mlops.pipelines.inference.nodes import (
     NoModelError,
@@ -52,7 +53,9 @@ def test_predictions_are_logged_for_the_next_session(tmp_path, tiny_forecaster, 
     dataset.save(tiny_forecaster["model"])
     handle = PyfuncModelDataset(filepath=str(tmp_path / "f"), version=Version(None, None)).load()
     run_info = {"run_id": "r1", "started_at": "2024-01-01T22:00:00+00:00"}
-    log = predict_next_day(small_features, None, handle, {}, {}, "red", "2023-06-30", run_info)
+    log = predict_next_day(
+        small_features, None, handle, InferenceParams(), 0.001, "red", "2023-06-30", run_info
+    )
     assert list(log["symbol"]) == ["AAPL", "MSFT", "NVDA"]
     assert (log["target_date"] == pd.Timestamp("2023-07-03")).all()  # next NYSE session
     assert (log["model_version"] == handle.version).all() and (log["team"] == "red").all()

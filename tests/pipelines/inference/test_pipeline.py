@@ -6,6 +6,7 @@ import pytest
 from helpers import run_slice
 from kedro.io.core import Version
 
+from stock_mlops.core.params import InferenceParams
 from stock_mlops.datasets.models import PyfuncModelDataset
 from stock_mlops.pipelines.inference import create_pipeline
 
@@ -23,8 +24,8 @@ def test_inference_slice_logs_one_row_per_symbol(tmp_path, tiny_forecaster, smal
             "features": small_features,
             "champion_model": None,
             "forecaster": latest,
-            "params:inference": {"model_source": "champion_or_latest"},
-            "params:feature_engineering": {},
+            "params:inference": InferenceParams(model_source="champion_or_latest"),
+            "params:feature_engineering.targets.direction_band": 0.001,
             "params:team": "blue",
             "params:run_date": None,
             "run_info": {"run_id": "r", "started_at": "2024-01-01T00:00:00+00:00"},
@@ -46,8 +47,8 @@ def test_inference_slice_without_any_model_fails(small_features):
                 "features": small_features,
                 "champion_model": None,
                 "forecaster": None,
-                "params:inference": {},
-                "params:feature_engineering": {},
+                "params:inference": InferenceParams(),
+                "params:feature_engineering.targets.direction_band": 0.001,
                 "params:team": "blue",
                 "params:run_date": None,
                 "run_info": {"run_id": "r", "started_at": "2024-01-01T00:00:00+00:00"},

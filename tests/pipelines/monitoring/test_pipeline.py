@@ -22,6 +22,7 @@ def test_monitoring_slice_writes_report_and_summary(small_prices, small_features
             "params:monitoring": MonitoringParams(current_sessions=40, reference_sessions=120),
             "params:team": "red",
         },
+        keep=("monitoring_summary", "prediction_outcomes"),
     )
     assert "Predicted against realised" in outputs["monitoring_report"]
     assert outputs["monitoring_summary"]["reference_rows"] > 0
