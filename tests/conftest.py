@@ -45,6 +45,7 @@ def training_params() -> TrainingParams:
         ludwig_config="unused-in-unit-tests.yaml",
         scope="per_symbol",
         split=dict(TRAINING_SPLIT),
+        window=None,
         random_seed=1,
     )
 
@@ -59,7 +60,12 @@ TINY_LUDWIG_CONFIG = {
     "combiner": {"type": "concat", "output_size": 8},
     "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
 }
-TRAINING_SPLIT = {"train_end": dt.date(2021, 6, 30), "validation_end": dt.date(2022, 6, 30)}
+# Fixed dates: train to mid-2021, validation to mid-2022, the gate to the end of 2022, test 2023.
+TRAINING_SPLIT = {
+    "train_end": dt.date(2021, 6, 30),
+    "validation_end": dt.date(2022, 6, 30),
+    "gate_end": dt.date(2022, 12, 30),
+}
 
 
 @pytest.fixture
@@ -73,17 +79,25 @@ def tiny_forecaster(small_features, tmp_path_factory):
     """A real per-symbol Ludwig forecaster trained for one epoch (trained once per session),
     and the handle of its copy in a real local model store."""
     from stock_mlops.datasets import PyfuncModelDataset
-    from stock_mlops.pipelines.training.nodes import train_forecaster, validate_training_config
-
-    params = TrainingParams(ludwig_config="tiny.yaml", split=dict(TRAINING_SPLIT), random_seed=1)
-    validated = validate_training_config(
-        copy.deepcopy(TINY_LUDWIG_CONFIG), small_features, params.scope
+    from stock_mlops.pipelines.training.nodes import (
+        plan_training,
+        train_forecaster,
+        validate_training_config,
     )
-    forecaster, curves, tags = train_forecaster(small_features, validated, params, "test")
+
+    params = TrainingParams(
+        ludwig_config="tiny.yaml", split=dict(TRAINING_SPLIT), window=None, random_seed=1
+    )
+    plan = plan_training(small_features, TINY_LUDWIG_CONFIG, params, None)
+    validated = validate_training_config(
+        copy.deepcopy(TINY_LUDWIG_CONFIG), small_features, params.scope, plan
+    )
+    forecaster, curves, tags = train_forecaster(small_features, validated, params, "test", plan)
     store = PyfuncModelDataset(filepath=str(tmp_path_factory.mktemp("models") / "forecaster"))
     store.save(forecaster)
     return {
         "model": forecaster,
+        "plan": plan,
         "handle": store.load(),
         "curves": curves,
         "tags": tags,

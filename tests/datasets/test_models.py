@@ -85,3 +85,38 @@ def test_registered_model_rejects_missing_columns(store, tiny_forecaster, small_
     model = mlflow.pyfunc.load_model("models:/stock_mlops_t/1")
     with pytest.raises(Exception, match="rsi_14"):
         model.predict(pd.DataFrame({"symbol": ["AAPL"], "log_return_1d": [0.01]}))
+
+
+def test_an_empty_registry_starts_with_the_naive_champion(store, small_features):
+    champion = ChampionModelDataset(model_name="stock_mlops_t", seed_naive=True)
+    handle = champion.load()
+    assert handle.version == "stock_mlops_t/1" and handle.kind == "naive_last_close"
+    rows = _rows(small_features)
+    predicted = handle.load().predict(rows)["prediction"].to_numpy()
+    assert (predicted == 0.0).all()  # zero predicted return: the rule places no order
+    # Loading again finds it: the registry is seeded once.
+    assert ChampionModelDataset(model_name="stock_mlops_t", seed_naive=True).load().version == (
+        "stock_mlops_t/1"
+    )
+    assert mlflow.active_run() is None  # the seeding run is closed
+
+
+def test_without_seeding_an_empty_registry_has_no_champion(store):
+    assert ChampionModelDataset(model_name="stock_mlops_t").load() is None
+
+
+def test_an_unreachable_registry_is_an_error_naming_the_tracking_uri(monkeypatch):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the probe is gone
+    uri = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    mlflow.set_tracking_uri(uri)
+    try:
+        with pytest.raises(DatasetError, match=f"registry at {uri} could not be read"):
+            ChampionModelDataset(model_name="stock_mlops_t", seed_naive=True).load()
+    finally:
+        mlflow.set_tracking_uri(None)

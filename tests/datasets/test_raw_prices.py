@@ -224,3 +224,25 @@ def test_full_fetch_first_then_compact_except_for_alpaca(
     dataset.save(request)
     # Alpaca's bars are adjusted without an adjusted close: windows cannot be stitched.
     assert recorder.asked == [True, second_full]
+
+
+def test_a_past_run_date_is_replayed_from_the_archive(tmp_path, folder, real_csv):
+    import datetime as dt
+
+    root = tmp_path / "raw"
+    archive = RawPriceArchiveDataset(filepath=str(root))
+    archive.save(csv_request(folder))
+    (folder / "AAPL.csv").write_bytes(b"not even a csv any more")  # the source changed since
+
+    past = PriceRequest(
+        source="csv", symbols=("AAPL", "MSFT"), csv_dir=str(folder), as_of=dt.date(2023, 7, 3)
+    )
+    archive.save(past)
+
+    assert len(objects(root, "AAPL")) == 1  # nothing fetched, nothing new archived
+    assert {o["status"] for o in manifests(root)[-1]["objects"]} == {"replayed"}
+    loaded = archive.load()
+    assert loaded.request.as_of == dt.date(2023, 7, 3)
+    assert loaded.payloads["AAPL"][0].content == real_csv["AAPL"]
+    # Archived today, long after 2023-07-03: rebuilt from it, and the report will say so.
+    assert "bars after 2023-07-03 dropped" in loaded.notes["AAPL"]

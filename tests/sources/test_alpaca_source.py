@@ -153,7 +153,7 @@ def test_ingestion_archives_and_cleans_alpaca_bars(fake, small_prices, tmp_path)
             "alpaca": {"url_override": fake.url, "start_date": "2023-01-01"},
         }
     )
-    request = build_price_request(ingestion)
+    request = build_price_request(ingestion, None)
     assert isinstance(make_source(request), AlpacaSource)
     archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
 

@@ -502,7 +502,7 @@ class TwoRuns:
         server.compact_size = 10
 
     def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        self.archive.save(build_price_request(self.params))
+        self.archive.save(build_price_request(self.params, None))
         return clean_prices(self.archive.load(), self.params, None)
 
     def first(self) -> pd.DataFrame:
@@ -559,7 +559,7 @@ def test_every_symbol_failing_fails_the_save(server, tmp_path):
     server.script("IBM", *[Reply(status=503)] * 2)
 
     with pytest.raises(DatasetError) as caught:
-        archive.save(build_price_request(ingestion(server, ["AAPL", "IBM"])))
+        archive.save(build_price_request(ingestion(server, ["AAPL", "IBM"]), None))
 
     message = str(caught.value)
     assert "every requested symbol failed" in message
@@ -570,10 +570,10 @@ def test_every_symbol_failing_fails_the_save(server, tmp_path):
 def test_daily_budget_counts_earlier_runs_of_the_day(server, tmp_path):
     params = ingestion(server, ["AAPL", "IBM"], daily_budget=2)
     archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
-    archive.save(build_price_request(params))
+    archive.save(build_price_request(params, None))
 
     with pytest.raises(DatasetError, match="daily budget used up"):
-        archive.save(build_price_request(params))
+        archive.save(build_price_request(params, None))
 
     assert len(server.received) == 2
 
@@ -586,7 +586,7 @@ def test_the_key_is_in_no_archived_file(server, tmp_path, caplog, datatype):
     params = ingestion(server, ["AAPL", "IBM", "MSFT"], datatype=datatype)
     archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
 
-    archive.save(build_price_request(params))
+    archive.save(build_price_request(params, None))
     loaded = archive.load()
 
     files = archived_bytes(tmp_path / "raw")

@@ -98,3 +98,35 @@ def sessions_behind(last: pd.Timestamp, reference: pd.Timestamp) -> int:
     if pd.Timestamp(last) >= pd.Timestamp(reference):
         return 0
     return len(sessions_between(pd.Timestamp(last) + pd.Timedelta(days=1), reference))
+
+
+def previous_session(date: pd.Timestamp) -> pd.Timestamp:
+    """The last NYSE session strictly before ``date``."""
+    date = pd.Timestamp(date).normalize()
+    earlier = sessions_between(date - pd.Timedelta(days=15), date - pd.Timedelta(days=1))
+    if earlier.empty:
+        raise ValueError(f"{date.date()} is outside the NYSE calendar's range")
+    return earlier[-1]
+
+
+def check_session(date: pd.Timestamp, what: str = "run_date") -> pd.Timestamp:
+    """``date`` if NYSE traded on it; else a ValueError naming the sessions either side.
+
+    Args:
+        date: The date to check.
+        what: How to call it in the message (a parameter name).
+
+    Returns:
+        The date as a normalised Timestamp.
+
+    Raises:
+        ValueError: When NYSE did not trade on ``date``.
+    """
+    day = pd.Timestamp(date).normalize()
+    if is_session(day):
+        return day
+    before, after = previous_session(day), next_session(day)
+    raise ValueError(
+        f"{what} {day.date()} ({day.day_name()}) is not an NYSE session; the nearest sessions "
+        f"are {before.date()} and {after.date()}"
+    )

@@ -6,7 +6,7 @@ This follows Kedro's own pattern for partitioned data (load callables instead of
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
@@ -43,11 +43,18 @@ class ModelHandle:
     # Human-readable identity written to the prediction log, e.g. "stock_mlops_red/3".
     version: str
     source: str  # "registry" or "local"
-    loader: Callable[[], Any]
+    loader: Callable[[], Any] = field(compare=False, repr=False)
+    # What is known without loading it: the registry version's tags (kind, training window).
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
 
     def load(self) -> Any:
         """Loads the model (an MLflow ``PyFuncModel``)."""
         return self.loader()
+
+    @property
+    def kind(self) -> str:
+        """``ludwig`` or ``naive_last_close`` (``ludwig`` when the registry did not say)."""
+        return self.tags.get("kind", "ludwig")
 
 
 @dataclass(frozen=True)

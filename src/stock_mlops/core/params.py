@@ -16,6 +16,7 @@ import datetime as dt
 import difflib
 from typing import Any, Literal, Self
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
@@ -201,19 +202,44 @@ class FeatureEngineeringParams(_Section):
 
 # ----------------------------------------------------------------------------------- training
 class SplitParams(_Section):
-    """Explicit, chronological split: train <= train_end < validation <= validation_end < test."""
+    """Fixed dates, by target date: train <= train_end < validation <= validation_end < gate
+    <= gate_end < test <= test_end. Used when ``training.window`` is null."""
 
     train_end: dt.date
     validation_end: dt.date
+    # The gate slice decides promotion; null: the six months after validation_end.
+    gate_end: dt.date | None = None
     test_end: dt.date | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> SplitParams:
         if not self.train_end < self.validation_end:
             raise ValueError("training.split.train_end must be before validation_end")
-        if self.test_end is not None and not self.validation_end < self.test_end:
-            raise ValueError("training.split.validation_end must be before test_end")
+        if self.gate_end is not None and not self.validation_end < self.gate_end:
+            raise ValueError("training.split.validation_end must be before gate_end")
+        last = self.gate_end or self.validation_end
+        if self.test_end is not None and not last < self.test_end:
+            raise ValueError("training.split.test_end must be after gate_end and validation_end")
         return self
+
+
+class WindowParams(_Section):
+    """A split counted in NYSE sessions back from ``run_date`` (the newest labelled rows are the
+    test slice, then the gate, then validation; training gets the rest)."""
+
+    validation_sessions: int = Field(125, ge=10)
+    gate_sessions: int = Field(125, ge=10)
+    test_sessions: int = Field(125, ge=1)
+    # null: every earlier labelled row (an expanding window); else the newest N before validation.
+    train_sessions: int | None = Field(None, ge=60)
+
+
+class RetrainParams(_Section):
+    """When the daily loop retrains; between retrains it reuses the champion."""
+
+    every_sessions: int = Field(20, ge=1)
+    # Retrain the day after monitoring raised an alert (drift or degraded accuracy).
+    on_monitoring_alert: bool = True
 
 
 class WalkForwardParams(_Section):
@@ -226,14 +252,26 @@ class WalkForwardParams(_Section):
 
 class PromotionParams(_Section):
     metric: Literal["mae_return"] = "mae_return"
-    # The candidate must be better than both by at least this relative margin.
-    min_improvement: float = Field(0.0, ge=0)
+    # The candidate's loss must be lower than naive's and the champion's by at least this
+    # relative margin on the gate slice ...
+    min_improvement: float = Field(0.0, ge=0, lt=1)
+    # ... and significantly so: one-sided p-value of the test below this.
+    max_p_value: float = Field(0.05, gt=0, le=1)
+    # diebold_mariano: per-date loss differential, Newey-West variance, Harvey-Leybourne-Newbold
+    # correction; block_bootstrap: stationary bootstrap of the same differential (arch).
+    test: Literal["diebold_mariano", "block_bootstrap"] = "diebold_mariano"
+    bootstrap_samples: int = Field(2000, ge=200)
+    # Fewer gate dates than this: no decision can be made (the candidate is not promoted).
+    min_gate_dates: int = Field(20, ge=5)
 
 
 class TrainingParams(_Section):
     ludwig_config: str
     scope: Literal["per_symbol", "pooled"] = "per_symbol"
     split: SplitParams
+    # Sessions back from run_date; null: the fixed dates of ``split``.
+    window: WindowParams | None = WindowParams()
+    retrain: RetrainParams = RetrainParams()
     evaluation_mode: Literal["holdout", "walk_forward"] = "holdout"
     walk_forward: WalkForwardParams = WalkForwardParams()
     ridge_alpha: float = Field(1.0, ge=0)
@@ -243,8 +281,10 @@ class TrainingParams(_Section):
 
 # ---------------------------------------------------------------------------------- inference
 class InferenceParams(_Section):
-    # champion_or_latest: the registry's champion, else the newest model trained locally.
-    model_source: Literal["champion", "latest", "champion_or_latest"] = "champion_or_latest"
+    # champion (default): the model that passed the gate (at first the naive forecaster).
+    # latest: the newest model trained into this storage root, even one the gate refused (the
+    # log says so); champion_or_latest: the champion, else the newest local model.
+    model_source: Literal["champion", "latest", "champion_or_latest"] = "champion"
 
 
 # ------------------------------------------------------------------------------------ trading
@@ -312,6 +352,7 @@ class ProjectParams(_Section):
 
     team: str = "base"
     storage_root: str = "data"
+    # Everything as known at the close of this NYSE session; null: the newest session in the data.
     run_date: dt.date | None = None
     data_ingestion: DataIngestionParams = DataIngestionParams()
     feature_engineering: FeatureEngineeringParams = FeatureEngineeringParams()
@@ -321,6 +362,15 @@ class ProjectParams(_Section):
     backtest: BacktestParams = BacktestParams()
     monitoring: MonitoringParams = MonitoringParams()
     competition: CompetitionParams = CompetitionParams()
+
+    @field_validator("run_date")
+    @classmethod
+    def _run_date_is_a_session(cls, run_date: dt.date | None) -> dt.date | None:
+        if run_date is not None:
+            from stock_mlops.core import calendar  # noqa: PLC0415 - exchange_calendars, on demand
+
+            calendar.check_session(pd.Timestamp(run_date))
+        return run_date
 
 
 def validate_parameters(raw: dict[str, Any]) -> ProjectParams:

@@ -14,9 +14,14 @@ from stock_mlops.core import columns as C
 TEAM_MODEL = "ludwig"
 # The chronological fold defined by training.split (the deployed model is trained on it).
 HOLDOUT = "holdout"
-TRAIN, VALIDATION, TEST = "train", "validation", "test"
+# Splits by target date: fit, early stopping, the promotion gate, the reported (backtested) test.
+TRAIN, VALIDATION, GATE, TEST = "train", "validation", "gate", "test"
 # The key of the single model of a pooled forecaster (per-symbol models are keyed by symbol).
 POOLED = "__pooled__"
+
+# Registered model kinds (the version tag ``kind``): the team's Ludwig model or the naive
+# last-close forecaster every registry starts with as its champion.
+LUDWIG_MODEL, NAIVE_MODEL = "ludwig", "naive_last_close"
 
 # A predicted or realised direction as a sign; a "flat" call is no call.
 DIRECTION_SIGN = {C.UP: 1, C.DOWN: -1, C.FLAT: 0}
@@ -36,3 +41,27 @@ def utc_stamp(moment: dt.datetime | None = None) -> str:
 def parse_utc_stamp(text: str) -> dt.datetime:
     """The inverse of :func:`utc_stamp` (timezone-aware UTC)."""
     return dt.datetime.strptime(text, UTC_STAMP_FORMAT).replace(tzinfo=dt.UTC)
+
+
+class Unchanged:
+    """What a node returns for a stored output it leaves as it is (a day without retraining).
+
+    The project's datasets skip saving it, so the stored model, tables and registry stay exactly
+    as they were and later nodes read them back. There is one instance, :data:`UNCHANGED`.
+    """
+
+    _instance: Unchanged | None = None
+
+    def __new__(cls) -> Unchanged:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+    def __deepcopy__(self, memo: dict) -> Unchanged:
+        return self
+
+
+UNCHANGED = Unchanged()

@@ -6,6 +6,7 @@ from stock_mlops.datasets.models import (
     PyfuncModelDataset,
     RegisteredModelDataset,
 )
+from stock_mlops.datasets.previous import EarlierRunDataset
 from stock_mlops.datasets.raw_prices import RawPriceArchiveDataset
 from stock_mlops.datasets.run_info import MlflowTagsDataset, RunInfoDataset
 from stock_mlops.datasets.tables import AppendOnlyParquetDataset, AtomicDataset
@@ -17,6 +18,7 @@ __all__ = [
     "BrokerAccountDataset",
     "BrokerOrdersDataset",
     "ChampionModelDataset",
+    "EarlierRunDataset",
     "MlflowTagsDataset",
     "PyfuncModelDataset",
     "RawPriceArchiveDataset",

@@ -20,6 +20,7 @@ import logging
 from pathlib import PurePosixPath
 from typing import Any
 
+import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 
 from stock_mlops.core.params import AlphaVantageParams
@@ -69,26 +70,39 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
     def save(self, data: PriceRequest) -> None:
         request = data
         started = dt.datetime.now(dt.UTC)
-        calls_today = self._calls_used_on(request.source, started.date())
-        try:
-            source = make_source(request, calls_used_today=calls_today)
-        except SourceError as exc:
-            raise DatasetError(str(exc)) from None
+        replaying = request.as_of is not None and request.as_of < started.date()
+        source = None
 
-        symbols = list(request.symbols) or (source.list_symbols() or [])
+        def connect() -> Any:
+            nonlocal source
+            if source is None:
+                calls_today = self._calls_used_on(request.source, started.date())
+                try:
+                    source = make_source(request, calls_used_today=calls_today)
+                except SourceError as exc:
+                    raise DatasetError(str(exc)) from None
+            return source
+
+        symbols = list(request.symbols) or (connect().list_symbols() or [])
         if not symbols:
             raise DatasetError(f"source '{request.source}' offers no symbols to fetch")
 
         outcomes: list[dict[str, Any]] = []
         failures: list[FetchFailure] = []
-        for name in getattr(source, "foreign_files", lambda: [])():
-            failures.append(FetchFailure(name, request.source, "not a .csv file; ignored"))
+        if not replaying or not request.symbols:
+            for name in getattr(connect(), "foreign_files", lambda: [])():
+                failures.append(FetchFailure(name, request.source, "not a .csv file; ignored"))
         for symbol in symbols:
             # One listing per symbol (it reads a digest file per object) serves both decisions.
             stored = self._objects(request.source, symbol)
+            complete = [o for o in stored if o["kind"] != "compact"]
+            if replaying and complete:
+                # A past run date is rebuilt from what is archived: no API call, no new object.
+                outcomes.append({**self._replayed(symbol, stored[-1]), "status": "replayed"})
+                continue
             full = self._needs_full_fetch(request, stored, started)
             try:
-                payload = source.fetch(symbol, full=full)
+                payload = connect().fetch(symbol, full=full)
             except SourceError as exc:
                 failures.append(FetchFailure(symbol, request.source, str(exc)))
                 logger.warning("fetch of %s from %s failed: %s", symbol, request.source, exc)
@@ -101,7 +115,7 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
             "request": request.to_dict(),
             "objects": outcomes,
             "failures": [f.__dict__ for f in failures],
-            "api_calls": getattr(source, "calls_made", 0),
+            "api_calls": getattr(source, "calls_made", 0) if source is not None else 0,
         }
         manifest_path = f"{self._root}/_manifests/{utc_stamp(started)}.json"
         atomic_write_bytes(self._fs, manifest_path, json.dumps(manifest, indent=2).encode())
@@ -112,6 +126,16 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
             raise DatasetError(
                 f"every requested symbol failed to fetch from '{request.source}': {reasons}"
             )
+
+    @staticmethod
+    def _replayed(symbol: str, newest: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "symbol": symbol,
+            "origin": PurePosixPath(newest["path"]).name,
+            "sha256": newest["sha256"],
+            "path": newest["path"],
+            "kind": newest["kind"],
+        }
 
     def _archive(self, payload: RawPayload, stored: list[dict[str, Any]]) -> dict[str, Any]:
         digest = hashlib.sha256(payload.content).hexdigest()
@@ -174,9 +198,21 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
         origins = {
             (o["symbol"], PurePosixPath(o["path"]).name): o["origin"] for o in manifest["objects"]
         }
+        known_by = _known_by(request.as_of)
         payloads: dict[str, list[RawPayload]] = {}
+        notes: dict[str, str] = {}
         for symbol in symbols:
             objects = [o for o in self._objects(request.source, symbol) if o["fetched_at"] <= as_of]
+            if known_by is not None:
+                then = [o for o in objects if o["fetched_at"] <= known_by]
+                if any(o["kind"] != "compact" for o in then):
+                    objects = then  # exactly what was known at that close
+                elif objects:
+                    notes[symbol] = (
+                        f"nothing archived before {request.as_of}'s next session: rebuilt from "
+                        f"the archive as fetched on {objects[-1]['fetched_at'].date()}, bars "
+                        f"after {request.as_of} dropped"
+                    )
             # The newest complete object (full fetch or file) holds the whole state up to its
             # date: older objects stay archived but are not needed to rebuild the history.
             complete = [i for i, o in enumerate(objects) if o["kind"] != "compact"]
@@ -188,6 +224,7 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
             fetched_at=manifest["fetched_at"],
             payloads=payloads,
             failures=[FetchFailure(**f) for f in manifest["failures"]],
+            notes=notes,
         )
 
     def _read(
@@ -246,3 +283,15 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "protocol": self._protocol}
+
+
+def _known_by(as_of: dt.date | None) -> dt.datetime | None:
+    """The instant by which a session's bar counts as known: the next session's open (a fetch
+    in the evening after the close carries that day's bar)."""
+    if as_of is None:
+        return None
+    from stock_mlops.core import calendar  # noqa: PLC0415 - exchange_calendars, on demand
+
+    following = calendar.next_session(pd.Timestamp(as_of))
+    opening = dt.datetime.combine(following.date(), dt.time(9, 30), tzinfo=calendar.NEW_YORK)
+    return opening.astimezone(dt.UTC)

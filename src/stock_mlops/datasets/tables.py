@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError, parse_dataset_definition
 
+from stock_mlops.core.vocabulary import Unchanged
 from stock_mlops.datasets._storage import (
     atomic_write_bytes,
     filesystem,
@@ -64,6 +65,9 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         return self._target.load()
 
     def save(self, data: Any) -> None:
+        if isinstance(data, Unchanged):  # a day without retraining: keep the stored file
+            logger.info("%s: unchanged", self._filepath)
+            return
         tmp_path = temporary_sibling(self._path)
         tmp_url = tmp_path if self._protocol == "file" else f"{self._protocol}://{tmp_path}"
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from stock_mlops.core.params import AlpacaDataParams, AlphaVantageParams
@@ -53,6 +53,8 @@ class PriceRequest:
 
     source: str
     symbols: tuple[str, ...]
+    # Prices as known at this session's close (a past run date is replayed from the archive).
+    as_of: dt.date | None = None
     csv_dir: str | None = None
     csv_symbol_regex: str | None = None
     alphavantage: AlphaVantageParams | None = None
@@ -69,7 +71,12 @@ class PriceRequest:
             settings["alphavantage"] = self.alphavantage.model_dump(mode="json")
         if self.alpaca is not None:
             settings["alpaca"] = self.alpaca.model_dump(mode="json")
-        return {"source": self.source, "symbols": list(self.symbols), "settings": settings}
+        return {
+            "source": self.source,
+            "symbols": list(self.symbols),
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "settings": settings,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> PriceRequest:
@@ -77,9 +84,11 @@ class PriceRequest:
         settings = dict(raw.get("settings") or {})
         alphavantage = settings.get("alphavantage")
         alpaca = settings.get("alpaca")
+        as_of = raw.get("as_of")
         return cls(
             source=raw["source"],
             symbols=tuple(raw.get("symbols") or ()),
+            as_of=None if as_of is None else dt.date.fromisoformat(as_of),
             csv_dir=settings.get("csv_dir"),
             csv_symbol_regex=settings.get("csv_symbol_regex"),
             alphavantage=None if alphavantage is None else AlphaVantageParams(**alphavantage),
@@ -96,6 +105,8 @@ class ArchivedPrices:
     fetched_at: str
     payloads: dict[str, list[RawPayload]]
     failures: list[FetchFailure]
+    # Per symbol, how the archive answered a past as_of (for the quality report).
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class PriceSource(Protocol):

@@ -15,6 +15,7 @@ from stock_mlops.core.params import DataIngestionParams, ParameterError
 from stock_mlops.pipelines.data_ingestion.nodes import (
     REPORT_COLUMNS,
     NoValidDataError,
+    RunDateError,
     build_price_request,
     clean_prices,
 )
@@ -62,8 +63,11 @@ def report_row(report: pd.DataFrame, symbol: str) -> pd.Series:
 
 # ------------------------------------------------------------------------ build_price_request
 def test_build_price_request_defaults_to_the_bundled_snapshot():
-    request = build_price_request(DataIngestionParams())
-    assert request.to_dict() == {"source": "bundled", "symbols": [], "settings": {}}
+    request = build_price_request(DataIngestionParams(), None)
+    assert request.to_dict() == {"source": "bundled", "symbols": [], "as_of": None, "settings": {}}
+    dated = build_price_request(DataIngestionParams(), "2023-07-03")
+    assert dated.as_of == dt.date(2023, 7, 3)
+    assert PriceRequest.from_dict(dated.to_dict()) == dated
 
 
 def test_build_price_request_for_a_csv_folder_normalises_symbols(tmp_path):
@@ -75,12 +79,14 @@ def test_build_price_request_for_a_csv_folder_normalises_symbols(tmp_path):
                 "csv_symbol_regex": r"DA-(?P<symbol>[A-Z]+)-T-.*\.csv",
                 "symbols": "aapl msft",
             }
-        )
+        ),
+        None,
     )
     assert PriceRequest.from_dict(request.to_dict()) == request
     assert request.to_dict() == {
         "source": "csv",
         "symbols": ["AAPL", "MSFT"],
+        "as_of": None,
         "settings": {
             "csv_dir": str(tmp_path),
             "csv_symbol_regex": r"DA-(?P<symbol>[A-Z]+)-T-.*\.csv",
@@ -213,13 +219,16 @@ def test_all_symbols_bad_raises_one_error_naming_each(snapshot):
     assert "ZZZZ: no CSV file" in message
 
 
-def test_run_date_makes_old_data_stale(snapshot):
-    raw = batch({"AAPL": [payload("AAPL", snapshot["AAPL"])]})
-
-    with pytest.raises(NoValidDataError, match="stale: last bar 2023-12-29"):
-        clean_prices(raw, DataIngestionParams(), dt.date(2024, 3, 1))
-    prices, _ = clean_prices(raw, DataIngestionParams(), dt.date(2024, 1, 3))
-    assert len(prices) == 2768
+def test_a_symbol_far_behind_the_run_date_is_stale(snapshot):
+    header, *lines = snapshot["AAPL"].splitlines()
+    cut = b"\n".join([header, *(line for line in lines if line[:7] < b"2023-12")])
+    raw = batch(
+        {"AAPL": [payload("AAPL", cut + b"\n")], "MSFT": [payload("MSFT", snapshot["MSFT"])]}
+    )
+    prices, report = clean_prices(raw, DataIngestionParams(), "2023-12-29")
+    aapl = report_row(report, "AAPL")
+    assert aapl["quarantined"] and "stale: last bar 2023-11-30" in aapl["reason"]
+    assert set(prices["symbol"]) == {"MSFT"}
 
 
 def test_a_mistyped_future_date_does_not_make_other_symbols_stale(snapshot):
@@ -277,3 +286,37 @@ def test_identical_duplicate_rows_are_merged_and_noted(snapshot):
     assert len(prices) == len(rows)
     assert report_row(report, "AAPL")["notes"] == "1 identical duplicate row(s) merged"
     assert np.isfinite(prices[C.CLOSE]).all()
+
+
+# ------------------------------------------------------------------------------ run_date
+def test_a_run_date_rebuilds_prices_as_known_at_its_close():
+    prices, report = clean_prices(raw_batch(), DataIngestionParams(), "2023-07-03")
+    assert prices["date"].max() == pd.Timestamp("2023-07-03")
+    full, _ = clean_prices(raw_batch(), DataIngestionParams(), None)
+    pd.testing.assert_frame_equal(
+        prices.reset_index(drop=True),
+        full[full["date"] <= "2023-07-03"].reset_index(drop=True),
+    )
+    assert not report["quarantined"].any()
+
+
+def test_a_run_date_after_the_newest_bar_names_the_nearest_sessions():
+    with pytest.raises(
+        RunDateError,
+        match=r"2024-01-05 is after the newest bar.*2023-12-28 and "
+        r"2023-12-29",
+    ):
+        clean_prices(raw_batch(), DataIngestionParams(), "2024-01-05")
+
+
+def test_a_symbol_without_a_bar_on_the_run_date_is_named_and_skipped(snapshot):
+    day = "2023-07-03"
+    lines = snapshot["MSFT"].decode().splitlines()
+    without_day = "\n".join(line for line in lines if not line.startswith(day)) + "\n"
+    raw = raw_batch(("AAPL",))
+    raw.payloads["MSFT"] = [payload("MSFT", without_day.encode())]
+    prices, report = clean_prices(raw, DataIngestionParams(), day)
+    msft = report_row(report, "MSFT")
+    assert not msft["quarantined"] and f"no bar on {day}: skipped that day" in msft["notes"]
+    assert prices[prices["symbol"] == "MSFT"]["date"].max() < pd.Timestamp(day)
+    assert prices[prices["symbol"] == "AAPL"]["date"].max() == pd.Timestamp(day)

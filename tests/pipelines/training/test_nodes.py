@@ -10,16 +10,25 @@ from stock_mlops.core import metrics as M
 from stock_mlops.core.params import TrainingParams
 from stock_mlops.pipelines.training.nodes import (
     compute_evaluation_metrics,
-    decide_promotion,
+    plan_training,
     predict_out_of_sample,
     register_forecaster,
-    request_alias_update,
-    score_champion,
     train_forecaster,
     train_walk_forward_models,
 )
+from stock_mlops.pipelines.training.planning import TrainingPlan
+from stock_mlops.pipelines.training.splits import Fold
 
 BAND = 0.001
+# A plan that trains (the metric computation only asks whether it does).
+PLAN = TrainingPlan(
+    due=True,
+    reason="test",
+    run_date=pd.Timestamp("2023-12-29"),
+    fold=Fold("holdout", pd.Timestamp("2021-06-30"), pd.Timestamp("2022-06-30")),
+    ludwig_config_sha256="c",
+    training_params_sha256="p",
+)
 
 
 def with_changes(params: TrainingParams, **changes) -> TrainingParams:
@@ -59,13 +68,14 @@ def test_training_fails_clearly_without_validation_rows(small_features, tiny_for
         split={"train_end": "2030-01-01", "validation_end": "2031-01-01"},
     )
     with pytest.raises(ValueError, match="no validation rows"):
-        train_forecaster(small_features, tiny_forecaster["config"], params, "test")
+        plan = plan_training(small_features, tiny_forecaster["config"], params, None)
+        train_forecaster(small_features, tiny_forecaster["config"], params, "test", plan)
 
 
 def test_registration_carries_the_stored_model_and_the_training_tags(tiny_forecaster):
     handle = tiny_forecaster["handle"]
     tags = {**tiny_forecaster["tags"], "mlflow.runName": "not copied"}
-    registration = register_forecaster(handle, tags)
+    registration = register_forecaster(handle, tags, tiny_forecaster["plan"])
     assert registration.model is handle
     assert (
         registration.tags["training_data_sha256"] == tiny_forecaster["tags"]["training_data_sha256"]
@@ -83,6 +93,7 @@ def evaluation(tiny_forecaster, small_features):
         tiny_forecaster["config"],
         tiny_forecaster["params"],
         BAND,
+        tiny_forecaster["plan"],
     )
 
 
@@ -94,11 +105,11 @@ def test_every_model_is_scored_on_the_same_rows(evaluation):
     assert set(keys) == {"ludwig", "naive_last_close", "mean_drift", "ridge"}
     assert len({frozenset(k) for k in keys.values()}) == 1
     assert (evaluation["date"] > pd.Timestamp("2021-06-30")).all()
-    assert set(evaluation["split"]) == {"validation", "test"}
+    assert set(evaluation["split"]) == {"validation", "gate", "test"}
 
 
 def test_metrics_come_from_evaluation_predictions_only(evaluation):
-    metrics, flat = compute_evaluation_metrics(evaluation)
+    metrics, flat = compute_evaluation_metrics(evaluation, PLAN)
     test_rows = evaluation[(evaluation["model"] == "ridge") & (evaluation["split"] == "test")]
     assert metrics["ridge"]["mae"] == pytest.approx(
         (test_rows["prediction"] - test_rows["actual"]).abs().mean()
@@ -128,72 +139,25 @@ def test_walk_forward_reports_yearly_folds(tiny_forecaster, small_features):
         walk_forward={"first_test_year": 2022, "last_test_year": 2023, "validation_months": 6},
     )
     config = tiny_forecaster["config"]
-    models = train_walk_forward_models(small_features, config, params)
+    plan = plan_training(small_features, tiny_forecaster["config"], params, None)
+    models = train_walk_forward_models(small_features, config, params, plan)
     assert set(models) == {"2022", "2023"}
     evaluation = predict_out_of_sample(
-        tiny_forecaster["handle"], models, small_features, config, params, BAND
+        tiny_forecaster["handle"], models, small_features, config, params, BAND, plan
     )
-    metrics, _ = compute_evaluation_metrics(evaluation)
+    metrics, _ = compute_evaluation_metrics(evaluation, plan)
     assert set(metrics["ludwig"]["walk_forward"]) == {"2022", "2023"}
     fold = evaluation[(evaluation["fold"] == "2022") & (evaluation["model"] == "ludwig")]
     assert fold["date"].dt.year.eq(2022).all()
 
 
-def _metrics(candidate: float, naive: float) -> dict:
-    return {
-        "ludwig": {"validation": {"mae_return": candidate}},
-        "naive_last_close": {"validation": {"mae_return": naive}},
-    }
-
-
-REGISTERED = {"name": "stock_mlops_test", "version": 4}
-
-
-def test_gate_promotes_a_model_that_beats_naive_and_champion(training_params):
-    decision = decide_promotion(
-        _metrics(0.010, 0.012), {"version": 3, "mae_return": 0.011}, REGISTERED, training_params
-    )
-    assert decision["promote"] is True
-    assert decision["candidate_version"] == 4
-    update = request_alias_update(decision)
-    assert (update.candidate_version, update.promote) == ("4", True)
-
-
-def test_walk_forward_models_are_not_trained_in_holdout_mode(small_features, training_params):
-    assert train_walk_forward_models(small_features, {}, training_params) == {}
-
-
-@pytest.mark.parametrize(
-    ("candidate", "naive", "champion", "reason"),
-    [
-        (0.013, 0.012, None, "does not beat naive"),
-        (0.011, 0.012, 0.010, "does not beat champion v3"),
-    ],
-)
-def test_gate_refuses_a_model_that_does_not_earn_it(
-    candidate, naive, champion, reason, training_params
+def test_walk_forward_models_are_not_trained_in_holdout_mode(
+    small_features, training_params, tiny_forecaster
 ):
-    decision = decide_promotion(
-        _metrics(candidate, naive),
-        {"version": 3, "mae_return": champion},
-        REGISTERED,
-        training_params,
+    assert (
+        train_walk_forward_models(small_features, {}, training_params, tiny_forecaster["plan"])
+        == {}
     )
-    assert decision["promote"] is False
-    assert reason in decision["reason"]
-    update = request_alias_update(decision)
-    assert update.promote is False and reason in update.reason
-
-
-def test_no_champion_scores_nothing(small_features, training_params):
-    assert score_champion(None, small_features, training_params)["mae_return"] is None
-
-
-def test_champion_is_scored_on_this_runs_validation_rows(tiny_forecaster, small_features):
-    handle = tiny_forecaster["handle"]  # a real stored model, loaded as the registry loads it
-    score = score_champion(handle, small_features, tiny_forecaster["params"])
-    assert score["version"] == handle.version
-    assert np.isfinite(score["mae_return"]) and score["mae_return"] > 0
 
 
 def test_evaluation_fails_clearly_when_the_split_leaves_no_rows(tiny_forecaster, small_features):
@@ -202,8 +166,15 @@ def test_evaluation_fails_clearly_when_the_split_leaves_no_rows(tiny_forecaster,
         split={"train_end": "2010-01-01", "validation_end": "2011-01-01"},
     )
     with pytest.raises(ValueError, match="no train rows"):
+        plan = plan_training(small_features, tiny_forecaster["config"], params, None)
         predict_out_of_sample(
-            tiny_forecaster["handle"], {}, small_features, tiny_forecaster["config"], params, BAND
+            tiny_forecaster["handle"],
+            {},
+            small_features,
+            tiny_forecaster["config"],
+            params,
+            BAND,
+            plan,
         )
 
 
@@ -221,7 +192,7 @@ def test_a_direction_classifier_is_scored_on_its_calls_only():
             "predicted_direction": ["up", "up", "up", "flat"],
         }
     )
-    metrics, _ = compute_evaluation_metrics(rows)
+    metrics, _ = compute_evaluation_metrics(rows, PLAN)
     # Three calls (flat is not a call): two right, one wrong.
     assert metrics["ludwig"]["directional_calls"] == 3
     assert metrics["ludwig"]["directional_accuracy"] == pytest.approx(2 / 3)

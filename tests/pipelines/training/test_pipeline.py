@@ -16,6 +16,7 @@ def test_config_to_metrics_slice(
     scope, small_features, tiny_ludwig_config, training_params, tmp_path
 ):
     pipeline = create_pipeline().only_nodes(
+        "training.plan_training_node",
         "training.validate_training_config_node",
         "training.train_forecaster_node",
         "training.train_walk_forward_models_node",
@@ -31,6 +32,7 @@ def test_config_to_metrics_slice(
             "params:training": params,
             "params:training.scope": scope,
             "params:team": "red",
+            "params:run_date": None,
             "params:feature_engineering.targets.direction_band": 0.001,
         },
         copy_mode="assign",
@@ -49,7 +51,9 @@ def test_config_to_metrics_slice(
 def test_a_bad_config_stops_before_training(small_features, tiny_ludwig_config, training_params):
     from stock_mlops.pipelines.training.config_validation import LudwigConfigError
 
-    pipeline = create_pipeline().only_nodes("training.validate_training_config_node")
+    pipeline = create_pipeline().only_nodes(
+        "training.plan_training_node", "training.validate_training_config_node"
+    )
     config = {**tiny_ludwig_config, "model": {"type": "lstm"}}
     with pytest.raises(LudwigConfigError, match="unknown top-level key"):
         run_slice(
@@ -57,6 +61,26 @@ def test_a_bad_config_stops_before_training(small_features, tiny_ludwig_config, 
             {
                 "ludwig_config": config,
                 "features": small_features,
+                "params:training": training_params,
                 "params:training.scope": training_params.scope,
+                "params:run_date": None,
             },
         )
+
+
+def test_the_daily_loop_trains_only_when_the_policy_says_so():
+    from kedro.framework.project import configure_project
+
+    from stock_mlops.pipeline_registry import register_pipelines
+
+    configure_project("stock_mlops")
+    pipelines = register_pipelines()
+    daily = {n.name for n in pipelines["__default__"].nodes}
+    alone = {n.name for n in pipelines["training"].nodes}
+    assert "training.schedule_retraining_node" in daily
+    assert "training.plan_training_node" not in daily
+    assert "training.plan_training_node" in alone
+    # The same fitting and gating nodes either way.
+    assert alone - {"training.plan_training_node"} == {
+        n for n in daily if n.startswith("training.")
+    } - {"training.schedule_retraining_node"}

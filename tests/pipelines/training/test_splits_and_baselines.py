@@ -7,19 +7,21 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from stock_mlops.core.params import SplitParams, WalkForwardParams
+from stock_mlops.core import calendar
+from stock_mlops.core.params import SplitParams, WalkForwardParams, WindowParams
 from stock_mlops.pipelines.training import baselines
 from stock_mlops.pipelines.training.splits import (
-    holdout_fold,
+    fixed_fold,
     labelled_rows,
     split_rows,
     walk_forward_folds,
+    window_fold,
 )
 
 
 @pytest.fixture
 def parts(small_features):
-    fold = holdout_fold(
+    fold = fixed_fold(
         SplitParams(train_end=dt.date(2021, 6, 30), validation_end=dt.date(2022, 6, 30))
     )
     return split_rows(labelled_rows(small_features), fold)
@@ -29,7 +31,10 @@ def test_holdout_split_is_chronological_by_target_date(parts, small_features):
     assert parts["train"]["target_date"].max() <= pd.Timestamp("2021-06-30")
     assert parts["validation"]["target_date"].min() > pd.Timestamp("2021-06-30")
     assert parts["validation"]["target_date"].max() <= pd.Timestamp("2022-06-30")
-    assert parts["test"]["target_date"].min() > pd.Timestamp("2022-06-30")
+    # Without a gate_end, the gate is the six months after validation_end.
+    assert parts["gate"]["target_date"].min() > pd.Timestamp("2022-06-30")
+    assert parts["gate"]["target_date"].max() <= pd.Timestamp("2022-12-30")
+    assert parts["test"]["target_date"].min() > pd.Timestamp("2022-12-30")
     # The row dated on train_end predicts the next session, so it is not a training row.
     assert pd.Timestamp("2021-06-30") not in set(parts["train"]["date"])
     # Every labelled row lands in exactly one part.
@@ -39,6 +44,36 @@ def test_holdout_split_is_chronological_by_target_date(parts, small_features):
 def test_split_dates_out_of_order_are_rejected():
     with pytest.raises(ValueError, match="train_end must be before validation_end"):
         SplitParams(train_end=dt.date(2022, 1, 1), validation_end=dt.date(2021, 1, 1))
+    with pytest.raises(ValueError, match="validation_end must be before gate_end"):
+        SplitParams(
+            train_end=dt.date(2020, 1, 1),
+            validation_end=dt.date(2021, 1, 1),
+            gate_end=dt.date(2020, 6, 1),
+        )
+
+
+def test_a_window_counts_sessions_back_from_the_run_date(small_features):
+    window = WindowParams(
+        validation_sessions=60, gate_sessions=40, test_sessions=20, train_sessions=250
+    )
+    as_of = pd.Timestamp("2023-06-30")
+    fold = window_fold(window, as_of, pd.Timestamp("2019-01-02"))
+    parts = split_rows(labelled_rows(small_features), fold)
+    sessions = calendar.sessions_between(pd.Timestamp("2019-01-02"), as_of)
+    per_symbol = {
+        name: part.groupby("symbol").size().unique().tolist() for name, part in parts.items()
+    }
+    assert per_symbol == {"train": [250], "validation": [60], "gate": [40], "test": [20]}
+    assert parts["test"]["target_date"].max() == as_of == sessions[-1]
+    assert parts["gate"]["target_date"].max() == sessions[-21]
+    # Nothing after the run date is used, even though the features go on to 2023-12.
+    assert (labelled_rows(small_features)["target_date"] > as_of).any()
+
+
+def test_a_window_longer_than_the_data_is_refused():
+    window = WindowParams(validation_sessions=500, gate_sessions=500, test_sessions=500)
+    with pytest.raises(ValueError, match="training.window needs 1560 sessions"):
+        window_fold(window, pd.Timestamp("2023-06-30"), pd.Timestamp("2019-01-02"))
 
 
 def test_walk_forward_folds_expand_yearly():

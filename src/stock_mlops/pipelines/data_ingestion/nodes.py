@@ -44,16 +44,22 @@ class NoValidDataError(ValueError):
     """Every requested symbol failed; the message lists each symbol and why."""
 
 
-def build_price_request(params: DataIngestionParams) -> PriceRequest:
+class RunDateError(ValueError):
+    """``run_date`` lies after the newest bar: the message names the nearest sessions."""
+
+
+def build_price_request(params: DataIngestionParams, run_date: str | None) -> PriceRequest:
     """Turns the ingestion parameters into the request the raw-price archive executes.
 
     Args:
         params: ``params:data_ingestion``.
+        run_date: ``params:run_date``: prices as known at that session's close (None: now).
 
     Returns:
         The request, carrying only the chosen source's settings.
     """
     request = PriceRequest(
+        as_of=pd.Timestamp(run_date).date() if run_date else None,
         source=params.source,
         symbols=tuple(params.symbols),
         csv_dir=params.csv_dir if params.source == "csv" else None,
@@ -71,11 +77,14 @@ def clean_prices(
     """Parses, validates and adjusts every symbol's archived payloads.
 
     A symbol with any fatal finding is quarantined whole: none of its bars reach ``prices``.
+    With a ``run_date``, prices are as known at that session's close: no bar dated after it is
+    kept, and a symbol without a bar on that date is named in the report (it is not predicted
+    or traded that day).
 
     Args:
         raw_prices: What the raw-price archive loads (payloads per symbol and fetch failures).
         params: ``params:data_ingestion``.
-        run_date: The as-of date for the staleness check; None means the newest bar of any symbol.
+        run_date: ``params:run_date``; None means the newest bar of any symbol.
 
     Returns:
         ``prices`` (long, adjusted) and ``data_quality_report`` (one row per symbol or file,
@@ -83,6 +92,7 @@ def clean_prices(
 
     Raises:
         NoValidDataError: When no symbol passes.
+        RunDateError: When ``run_date`` is after the newest bar of every symbol.
     """
     source = raw_prices.request.source
     archived = set(raw_prices.payloads)
@@ -98,10 +108,19 @@ def clean_prices(
         except (ParseError, ValueError) as exc:
             report.append(_row(symbol, source, "parse", 0, reason=str(exc)))
 
-    reference = pd.Timestamp(run_date) if run_date else _newest_session(merged)
+    reference = _newest_session(merged)
+    if run_date:
+        reference = _check_run_date(pd.Timestamp(run_date), reference)
+        merged = {symbol: bars[~(bars["date"] > reference)] for symbol, bars in merged.items()}
     kept: dict[str, pd.DataFrame] = {}
     for symbol, bars in merged.items():
+        if bars.empty:
+            report.append(_row(symbol, source, "validate", 0, reason=_no_bar_yet(reference)))
+            continue
         clean, row = _validate_symbol(symbol, source, bars, params, reference)
+        if clean is not None and clean["date"].iloc[-1] < reference:
+            row["notes"] = _join(row["notes"], f"no bar on {reference.date()}: skipped that day")
+        row["notes"] = _join(raw_prices.notes.get(symbol, ""), row["notes"])
         report.append(row)
         if clean is not None:
             kept[symbol] = clean
@@ -134,6 +153,26 @@ def _long_table(bars_by_symbol: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for name in C.PRICE_COLUMNS[1:]:
         columns[name] = np.concatenate([part[name].to_numpy() for part in parts])
     return pd.DataFrame(columns, copy=False)
+
+
+def _check_run_date(run_date: pd.Timestamp, newest: pd.Timestamp) -> pd.Timestamp:
+    """``run_date``, unless it is after the newest bar of every symbol."""
+    if pd.notna(newest) and run_date > newest:
+        earlier = calendar.previous_session(newest)
+        raise RunDateError(
+            f"run_date {run_date.date()} is after the newest bar in the data "
+            f"({newest.date()}); the nearest sessions with data are {earlier.date()} and "
+            f"{newest.date()}"
+        )
+    return run_date
+
+
+def _no_bar_yet(run_date: pd.Timestamp) -> str:
+    return f"no bar on or before run_date {run_date.date()}"
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def _newest_session(merged: dict[str, pd.DataFrame]) -> pd.Timestamp:

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=build_price_request,
-                inputs={"params": "params:data_ingestion"},
+                inputs={"params": "params:data_ingestion", "run_date": "params:run_date"},
                 outputs="raw_prices",
                 name="build_price_request_node",
             ),

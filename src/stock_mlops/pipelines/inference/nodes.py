@@ -37,8 +37,8 @@ def select_model(
     """
     if model_source == "champion" and champion is None:
         raise NoModelError(
-            "inference.model_source is 'champion' but no model holds the champion alias; "
-            "train one that beats the naive baseline, or use model_source 'champion_or_latest'"
+            "inference.model_source is 'champion' but the registry has no champion; run the "
+            "training pipeline (it starts every registry with the naive forecaster as champion)"
         )
     if model_source == "latest" and latest is None:
         raise NoModelError("no locally trained model found; run the training pipeline first")
@@ -52,6 +52,15 @@ def select_model(
             logger.warning("no champion registered yet: predicting with the newest local model")
     chosen = champion if model_source != "latest" and champion is not None else latest
     assert chosen is not None
+    if chosen is not champion:
+        # Asked for explicitly: the newest local model, whatever the gate said about it.
+        logger.warning(
+            "predicting with %s, the newest model trained here, not the champion %s: the gate "
+            "may have refused it (inference.model_source=%s)",
+            chosen.version,
+            champion.version if champion else "(none)",
+            model_source,
+        )
     logger.info("predicting with %s (%s)", chosen.version, chosen.source)
     return chosen
 

@@ -3,10 +3,19 @@
 Ludwig needs a working directory (it checkpoints the best validation epoch there and restores it
 when training ends); it is a temporary folder removed before returning, and the trained model
 leaves as zipped bytes.
+
+Normalisation statistics come from the training rows only. Ludwig 0.17 concatenates the training
+and validation sets before computing them (``_preprocess_df_for_training``), so a z-score or
+min-max scaler would carry the validation period into the model. Ludwig skips fitting any feature
+already present in the ``training_set_metadata`` it is given, so the metadata is first built
+from the training rows alone (a throw-away model's ``preprocess``) and handed to the model that
+trains; validation rows are then transformed with the training statistics and still choose the
+early-stopping epoch. The statistics travel inside the saved model, so serving needs nothing more.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -15,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from stock_mlops.core.forecaster import zip_folder
+from stock_mlops.models.forecaster import zip_folder
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +63,15 @@ def train_ludwig(
     columns = [f["name"] for f in config["input_features"]] + [
         f["name"] for f in config["output_features"]
     ]
-    model = LudwigModel(config, logging_level=logging.WARNING)
+    rows = train[columns].reset_index(drop=True)
+    metadata = training_rows_metadata(config, rows)
+    model = LudwigModel(copy.deepcopy(config), logging_level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="ludwig_train_") as workdir:
         results = model.train(
-            training_set=train[columns].reset_index(drop=True),
+            training_set=rows,
             validation_set=validation[columns].reset_index(drop=True) if len(validation) else None,
+            # Ludwig mutates the metadata it is given (its checksum): hand it a copy.
+            training_set_metadata=copy.deepcopy(metadata),
             output_directory=str(Path(workdir) / "results"),
             skip_save_training_description=True,
             skip_save_training_statistics=True,
@@ -72,6 +85,18 @@ def train_ludwig(
         model.save(str(Path(workdir) / "model"))
         archive = zip_folder(Path(workdir) / "model")
     return TrainedModel(archive=archive, curves=_curves(results.train_stats, config))
+
+
+def training_rows_metadata(config: dict[str, Any], rows: pd.DataFrame) -> dict[str, Any]:
+    """Ludwig's preprocessing metadata (normalisation statistics, vocabularies, fill values)
+    computed from ``rows`` alone.
+
+    A throw-away model is used: a model that has preprocessed once reuses its metadata silently.
+    """
+    from ludwig.api import LudwigModel  # noqa: PLC0415
+
+    probe = LudwigModel(copy.deepcopy(config), logging_level=logging.WARNING)
+    return probe.preprocess(training_set=rows, skip_save_processed_input=True).training_set_metadata
 
 
 def _curves(stats: Any, config: dict[str, Any]) -> dict[str, list[float]]:

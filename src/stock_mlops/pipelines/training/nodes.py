@@ -1,7 +1,11 @@
-"""Nodes of the training pipeline: validate the team's config, train, evaluate honestly, gate.
+"""Nodes of the training pipeline: plan, validate the team's config, train, evaluate, gate.
 
-Evaluation rows are always strictly later than the rows a model was fitted on, and every model
-(the team's Ludwig model and the baselines) is scored on exactly the same rows.
+Evaluation rows are always strictly later than the rows a model was fitted on, every model (the
+team's Ludwig model and the baselines) is scored on exactly the same rows, and the promotion
+gate scores on rows that neither fitted nor early-stopped the candidate (nor the champion).
+
+Every node follows the :class:`~.planning.TrainingPlan`: on a day without retraining it returns
+:data:`UNCHANGED` for what it would store, and nothing stored changes.
 """
 
 from __future__ import annotations
@@ -16,17 +20,25 @@ import numpy as np
 import pandas as pd
 
 from stock_mlops.core import columns as C
+from stock_mlops.core import forecast_tests
 from stock_mlops.core import metrics as M
 from stock_mlops.core.model_handle import AliasUpdate, Forecaster, ModelHandle, ModelRegistration
+from stock_mlops.core.outcomes import as_of_date
 from stock_mlops.core.params import TrainingParams
 from stock_mlops.core.targets import direction, implied_close
 from stock_mlops.core.vocabulary import (
     DIRECTION_SIGN,
+    GATE,
     HOLDOUT,
+    LUDWIG_MODEL,
+    NAIVE_MODEL,
     POOLED,
     TEAM_MODEL,
     TEST,
+    TRAIN,
+    UNCHANGED,
     VALIDATION,
+    Unchanged,
 )
 from stock_mlops.pipelines.training import baselines
 from stock_mlops.pipelines.training.config_validation import (
@@ -34,9 +46,16 @@ from stock_mlops.pipelines.training.config_validation import (
     output_feature,
     validate_ludwig_config,
 )
+from stock_mlops.pipelines.training.planning import (
+    HISTORY_COLUMNS,
+    TrainingPlan,
+    config_hash,
+    holdout_fold,
+    params_hash,
+    retrain_reason,
+)
 from stock_mlops.pipelines.training.splits import (
     Fold,
-    holdout_fold,
     labelled_rows,
     split_rows,
     walk_forward_folds,
@@ -44,22 +63,111 @@ from stock_mlops.pipelines.training.splits import (
 
 logger = logging.getLogger(__name__)
 
-EVALUATED_SPLITS = (VALIDATION, TEST)
+EVALUATED_SPLITS = (VALIDATION, GATE, TEST)
 
 
+# ------------------------------------------------------------------------------------- plan
+def plan_training(
+    features: pd.DataFrame,
+    ludwig_config: dict[str, Any],
+    params: TrainingParams,
+    run_date: str | None,
+) -> TrainingPlan:
+    """The plan of ``kedro run --pipelines training``: train now, on the fold as of the run date.
+
+    Args:
+        features: The ``features`` dataset.
+        ludwig_config: The team's Ludwig YAML as written (hashed, not validated here).
+        params: ``params:training``.
+        run_date: ``params:run_date`` (None: the newest date in the features).
+
+    Returns:
+        A plan that trains.
+    """
+    as_of = as_of_date(run_date, features[C.DATE])
+    return _plan(True, "training was asked for", as_of, features, ludwig_config, params)
+
+
+def schedule_retraining(
+    features: pd.DataFrame,
+    ludwig_config: dict[str, Any],
+    params: TrainingParams,
+    run_date: str | None,
+    last_training_runs: pd.DataFrame,
+    previous_monitoring_alert: dict[str, Any] | None,
+) -> TrainingPlan:
+    """The daily loop's plan: train only when the retrain policy says so.
+
+    Args:
+        features: The ``features`` dataset.
+        ludwig_config: The team's Ludwig YAML as written.
+        params: ``params:training`` (``retrain`` is the policy).
+        run_date: ``params:run_date``.
+        last_training_runs: The ``training_history`` log as it was before this run.
+        previous_monitoring_alert: The monitoring alert of the last run before this one.
+
+    Returns:
+        The plan; ``due`` False means every training node leaves its outputs as they are.
+    """
+    as_of = as_of_date(run_date, features[C.DATE])
+    reason = retrain_reason(
+        as_of,
+        config_hash(ludwig_config),
+        params_hash(params),
+        params,
+        last_training_runs,
+        previous_monitoring_alert,
+    )
+    if reason is None:
+        logger.info("no retraining on %s: the champion stays in service", as_of.date())
+        return _plan(False, "not due", as_of, features, ludwig_config, params)
+    logger.info("retraining on %s: %s", as_of.date(), reason)
+    return _plan(True, reason, as_of, features, ludwig_config, params)
+
+
+def _plan(
+    due: bool,
+    reason: str,
+    as_of: pd.Timestamp,
+    features: pd.DataFrame,
+    ludwig_config: dict[str, Any],
+    params: TrainingParams,
+) -> TrainingPlan:
+    fold = holdout_fold(features, params, as_of) if due else _unused_fold(as_of)
+    if due:
+        logger.info("training fold as of %s: %s", as_of.date(), fold.describe())
+    return TrainingPlan(
+        due=due,
+        reason=reason,
+        run_date=as_of,
+        fold=fold,
+        ludwig_config_sha256=config_hash(ludwig_config),
+        training_params_sha256=params_hash(params),
+    )
+
+
+def _unused_fold(as_of: pd.Timestamp) -> Fold:
+    # A day without training computes no fold (it may lack the history a fold needs).
+    return Fold(name=HOLDOUT, train_end=as_of, validation_end=as_of)
+
+
+# ------------------------------------------------------------------------- config and model
 def validate_training_config(
-    ludwig_config: dict[str, Any], features: pd.DataFrame, scope: str
-) -> dict[str, Any]:
+    ludwig_config: dict[str, Any], features: pd.DataFrame, scope: str, training_plan: TrainingPlan
+) -> dict[str, Any] | Unchanged:
     """Validates the team's Ludwig config before anything trains.
 
     Args:
         ludwig_config: The YAML named by ``training.ludwig_config``.
         features: The ``features`` dataset (its columns are the allowed inputs).
         scope: ``params:training.scope`` (pooled models get ``symbol`` as an input).
+        training_plan: This run's plan.
 
     Returns:
-        The config to train with.
+        The config to train with (UNCHANGED on a day without training).
     """
+    if not training_plan.due:
+        return UNCHANGED
     config = validate_ludwig_config(ludwig_config, list(features.columns), scope)
     logger.info(
         "Ludwig config valid: %d inputs -> %s (%s scope)",
@@ -71,39 +179,47 @@ def validate_training_config(
 
 
 def train_forecaster(
-    features: pd.DataFrame, ludwig_config: dict[str, Any], params: TrainingParams, team: str
-) -> tuple[Forecaster, dict[str, list[dict[str, float]]], dict[str, str]]:
-    """Trains the deployable model on the holdout fold's train rows (validation for early stop).
+    features: pd.DataFrame,
+    ludwig_config: dict[str, Any],
+    params: TrainingParams,
+    team: str,
+    training_plan: TrainingPlan,
+) -> tuple[Forecaster | Unchanged, dict[str, list[dict[str, float]]], dict[str, str]]:
+    """Trains the deployable model on the fold's train rows (validation for early stopping).
 
     Args:
         features: The ``features`` dataset.
         ludwig_config: The validated Ludwig config.
         params: ``params:training``.
         team: ``params:team``.
+        training_plan: This run's plan (its fold).
 
     Returns:
         The forecaster (for the local model store), per-epoch curves as MLflow metric
-        histories, and tags describing what was trained (config and data hashes).
+        histories, and tags describing what was trained (window, config and data hashes).
     """
+    if not training_plan.due:
+        return UNCHANGED, {}, {}
     from stock_mlops.models.forecaster import StockForecaster  # noqa: PLC0415 - imports mlflow
 
-    fold = holdout_fold(params.split)
+    fold = training_plan.fold
     parts = _fold_parts(features, fold)
     models, curves = _train_models(ludwig_config, parts, params)
     target, kind = output_feature(ludwig_config)
     inputs = input_columns(ludwig_config)
     example = parts[VALIDATION].head(2)[[C.SYMBOL, *[c for c in inputs if c != C.SYMBOL]]]
-    data_hash = _frame_hash(parts["train"][[C.SYMBOL, C.DATE, *_model_columns(inputs, target)]])
-    config_hash = hashlib.sha256(json.dumps(ludwig_config, sort_keys=True).encode()).hexdigest()
+    data_hash = _frame_hash(parts[TRAIN][[C.SYMBOL, C.DATE, *_model_columns(inputs, target)]])
+    window = {k: v for k, v in fold.describe().items() if v is not None}
     metadata = {
         "team": team,
+        "kind": LUDWIG_MODEL,
         "scope": params.scope,
         "target": target,
-        "train_end": str(fold.train_end.date()),
-        "validation_end": str(fold.validation_end.date()),
-        "training_rows": len(parts["train"]),
+        **window,
+        "run_date": str(training_plan.run_date.date()),
+        "training_rows": len(parts[TRAIN]),
         "training_data_sha256": data_hash,
-        "ludwig_config_sha256": config_hash,
+        "ludwig_config_sha256": training_plan.ludwig_config_sha256,
         "symbols": sorted(k for k in models if k != POOLED),
     }
     forecaster = StockForecaster(
@@ -117,27 +233,33 @@ def train_forecaster(
     )
     tags = {
         "team": team,
+        "kind": LUDWIG_MODEL,
         "scope": params.scope,
         "target": target,
+        **window,
+        "run_date": str(training_plan.run_date.date()),
         "training_data_sha256": data_hash,
-        "ludwig_config_sha256": config_hash,
+        "ludwig_config_sha256": training_plan.ludwig_config_sha256,
     }
     return forecaster, curves, tags
 
 
 def register_forecaster(
-    forecaster: ModelHandle, training_tags: dict[str, str]
-) -> ModelRegistration:
+    forecaster: ModelHandle, training_tags: dict[str, str], training_plan: TrainingPlan
+) -> ModelRegistration | Unchanged:
     """Asks the registry to register the model this run stored locally, with its tags.
 
     Args:
         forecaster: The model just saved to the local store (``forecaster``).
-        training_tags: The run's tags: what was trained (team, scope, target, data and config
-            hashes); MLflow's own ``mlflow.*`` tags are not copied to the version.
+        training_tags: The run's tags: what was trained (team, window, data and config hashes);
+            MLflow's own ``mlflow.*`` tags are not copied to the version.
+        training_plan: This run's plan.
 
     Returns:
         The registration the ``registered_forecaster`` dataset executes.
     """
+    if not training_plan.due:
+        return UNCHANGED
     tags = {k: v for k, v in training_tags.items() if not k.startswith("mlflow.")}
     return ModelRegistration(model=forecaster, tags={**tags, "local_version": forecaster.version})
 
@@ -149,7 +271,7 @@ def _model_columns(inputs: list[str], target: str) -> list[str]:
 
 def _fold_parts(features: pd.DataFrame, fold: Fold) -> dict[str, pd.DataFrame]:
     parts = split_rows(labelled_rows(features), fold)
-    for name in ("train", VALIDATION):
+    for name in (TRAIN, VALIDATION):
         if parts[name].empty:
             raise ValueError(
                 f"fold '{fold.name}': no {name} rows (train_end={fold.train_end.date()}, "
@@ -168,11 +290,11 @@ def _train_models(
     )
 
     if params.scope == "pooled":
-        groups = {POOLED: (parts["train"], parts[VALIDATION])}
+        groups = {POOLED: (parts[TRAIN], parts[VALIDATION])}
     else:
         groups = {
             symbol: (rows, parts[VALIDATION][parts[VALIDATION][C.SYMBOL] == symbol])
-            for symbol, rows in parts["train"].groupby(C.SYMBOL)
+            for symbol, rows in parts[TRAIN].groupby(C.SYMBOL)
         }
     archives: dict[str, bytes] = {}
     curves: dict[str, list[dict[str, float]]] = {}
@@ -199,7 +321,10 @@ def _frame_hash(frame: pd.DataFrame) -> str:
 
 
 def train_walk_forward_models(
-    features: pd.DataFrame, ludwig_config: dict[str, Any], params: TrainingParams
+    features: pd.DataFrame,
+    ludwig_config: dict[str, Any],
+    params: TrainingParams,
+    training_plan: TrainingPlan,
 ) -> dict[str, Forecaster]:
     """In ``walk_forward`` mode, one fresh model per yearly fold, trained on that fold's past.
 
@@ -207,20 +332,22 @@ def train_walk_forward_models(
         features: The ``features`` dataset.
         ludwig_config: The validated Ludwig config.
         params: ``params:training``.
+        training_plan: This run's plan.
 
     Returns:
-        Fold name -> the fold's forecaster (empty in ``holdout`` mode).
+        Fold name -> the fold's forecaster (empty in ``holdout`` mode or without training).
     """
-    if params.evaluation_mode != "walk_forward":
+    if not training_plan.due or params.evaluation_mode != "walk_forward":
         return {}
     from stock_mlops.models.forecaster import StockForecaster  # noqa: PLC0415 - imports mlflow
 
     target, kind = output_feature(ludwig_config)
     labelled = labelled_rows(features)
+    labelled = labelled[labelled[C.TARGET_DATE] <= training_plan.run_date]
     models = {}
     for fold in walk_forward_folds(params.walk_forward, labelled[C.TARGET_DATE].max()):
         parts = split_rows(labelled, fold)
-        if parts[TEST].empty or len(parts["train"]) == 0:
+        if parts[TEST].empty or len(parts[TRAIN]) == 0:
             logger.warning("walk-forward fold %s has no rows; skipped", fold.name)
             continue
         archives, _ = _train_models(ludwig_config, parts, params)
@@ -243,12 +370,13 @@ def predict_out_of_sample(
     ludwig_config: dict[str, Any],
     params: TrainingParams,
     direction_band: float,
-) -> pd.DataFrame:
+    training_plan: TrainingPlan,
+) -> pd.DataFrame | Unchanged:
     """Out-of-sample predictions of the model and every baseline on the same rows.
 
-    The holdout fold uses the deployed forecaster (as stored) on its validation and test rows;
-    each walk-forward fold uses its own model on its test year (its validation rows chose its
-    early-stopping epoch, so only the test year is out of sample).
+    The holdout fold uses the deployed forecaster (as stored) on its validation, gate and test
+    rows; each walk-forward fold uses its own model on its test year (its validation rows chose
+    its early-stopping epoch, so only the test year is out of sample).
 
     Args:
         forecaster: The model stored by this run.
@@ -257,11 +385,14 @@ def predict_out_of_sample(
         ludwig_config: The validated Ludwig config.
         params: ``params:training``.
         direction_band: ``params:feature_engineering.targets.direction_band``.
+        training_plan: This run's plan (its fold).
 
     Returns:
         The ``evaluation_predictions`` dataset.
     """
-    fold = holdout_fold(params.split)
+    if not training_plan.due:
+        return UNCHANGED
+    fold = training_plan.fold
     deployed = forecaster.load().unwrap_python_model()
     frames = [
         _evaluate_fold(
@@ -270,6 +401,7 @@ def predict_out_of_sample(
     ]
     if walk_forward_models:
         labelled = labelled_rows(features)
+        labelled = labelled[labelled[C.TARGET_DATE] <= training_plan.run_date]
         for wf_fold in walk_forward_folds(params.walk_forward, labelled[C.TARGET_DATE].max()):
             if wf_fold.name not in walk_forward_models:
                 continue
@@ -361,18 +493,22 @@ def _evaluate_fold(
 
 
 def compute_evaluation_metrics(
-    evaluation_predictions: pd.DataFrame,
-) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    evaluation_predictions: pd.DataFrame, training_plan: TrainingPlan
+) -> tuple[dict[str, Any] | Unchanged, dict[str, dict[str, float]]]:
     """Metrics computed from ``evaluation_predictions`` and nothing else.
 
     Args:
         evaluation_predictions: The ``evaluation_predictions`` dataset.
+        training_plan: This run's plan.
 
     Returns:
         ``evaluation_metrics``: model -> the holdout test metrics at the top level, plus
-        ``validation`` (holdout validation) and ``walk_forward`` (fold -> metrics); and the same
-        figures flattened for MLflow (``<model>.<split>.<metric>``).
+        ``validation`` and ``gate`` (the other holdout slices) and ``walk_forward`` (fold ->
+        metrics); and the same figures flattened for MLflow (``<model>.<split>.<metric>``),
+        with ``trials``: the configurations this training tried (one: no search ran).
     """
+    if not training_plan.due:
+        return UNCHANGED, {}
     table: dict[str, Any] = {}
     flat: dict[str, dict[str, float]] = {}
     naive = evaluation_predictions[evaluation_predictions["model"] == baselines.NAIVE]
@@ -393,6 +529,8 @@ def compute_evaluation_metrics(
         for name, value in values.items():
             if value is not None:
                 flat[f"{prefix}.{name}"] = {"value": value, "step": 0}
+    # The deflated Sharpe ratio of the competition counts every configuration a team tried.
+    flat["trials"] = {"value": 1.0, "step": 0}
     return table, flat
 
 
@@ -408,96 +546,300 @@ def _metrics_for(rows: pd.DataFrame, naive_mae: float | None) -> dict[str, float
     return {k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()}
 
 
-def score_champion(
-    champion_model: ModelHandle | None, features: pd.DataFrame, params: TrainingParams
+# ------------------------------------------------------------------------------------- gate
+def score_champion_on_gate(
+    champion_model: ModelHandle,
+    features: pd.DataFrame,
+    training_plan: TrainingPlan,
 ) -> dict[str, Any]:
-    """The current champion's MAE on return over this run's validation rows.
+    """The current champion's next-session predictions on this run's gate rows.
+
+    Only rows the champion neither fitted nor early-stopped on are scored: a champion whose
+    validation period reaches into the gate slice is scored on the later rows only, and the
+    decision says so.
 
     Args:
-        champion_model: The registry's champion, or None when there is none.
+        champion_model: The registry's champion (the naive forecaster until a model earns it).
         features: The ``features`` dataset.
-        params: ``params:training``.
+        training_plan: This run's plan (its gate slice).
 
     Returns:
-        ``version``, ``mae_return`` (None when there is no champion or it cannot score this
-        data) and a ``note``.
+        ``version``, ``kind``, ``tags``, ``predictions`` (``symbol, date, prediction`` as closes;
+        empty when the champion cannot score out of sample) and a ``note``.
     """
-    if champion_model is None:
-        return {"version": None, "mae_return": None, "note": "no champion registered"}
-    rows = _fold_parts(features, holdout_fold(params.split))[VALIDATION]
-    try:
-        model = champion_model.load()
-        wrapped = model.unwrap_python_model()
-        raw = model.predict(rows[wrapped.columns])["prediction"]
-        target = wrapped.output_name
-    except Exception as exc:  # noqa: BLE001 - any failure means "cannot be compared"
-        logger.warning("champion %s cannot score this data: %s", champion_model.version, exc)
-        return {"version": champion_model.version, "mae_return": None, "note": str(exc)[:300]}
-    close = implied_close(target, pd.Series(np.asarray(raw), index=rows.index), rows[C.CLOSE])
-    mae = float((close / rows[C.CLOSE] - 1 - rows[C.TARGET_RETURN]).abs().mean())
-    return {"version": champion_model.version, "mae_return": mae, "note": ""}
+    info = {
+        "version": champion_model.version,
+        "kind": champion_model.kind,
+        "tags": dict(champion_model.tags),
+        "predictions": pd.DataFrame(columns=[C.SYMBOL, C.DATE, "prediction"]),
+        "note": "",
+    }
+    if not training_plan.due:
+        return info
+    rows = _fold_parts(features, training_plan.fold)[GATE]
+    seen_until = champion_model.tags.get("validation_end")
+    if seen_until:
+        after = rows[C.TARGET_DATE] > pd.Timestamp(seen_until)
+        if not after.all():
+            info["note"] = (
+                f"the champion {champion_model.version} early-stopped on rows up to {seen_until}: "
+                f"{int((~after).sum())} gate rows on or before it are not used for it"
+            )
+            rows = rows[after]
+    if rows.empty:
+        return info
+    model = champion_model.load()
+    wrapped = model.unwrap_python_model()
+    if wrapped.scope != "pooled":
+        rows = rows[rows[C.SYMBOL].isin(wrapped.symbols)]
+    raw = np.asarray(model.predict(rows[wrapped.columns])["prediction"], dtype=float)
+    close = implied_close(wrapped.output_name, pd.Series(raw, index=rows.index), rows[C.CLOSE])
+    info["predictions"] = pd.DataFrame(
+        {
+            C.SYMBOL: rows[C.SYMBOL].to_numpy(),
+            C.DATE: rows[C.TARGET_DATE].to_numpy(),
+            "prediction": close.to_numpy(dtype=float),
+        }
+    )
+    return info
 
 
 def decide_promotion(
-    evaluation_metrics: dict[str, Any],
-    champion_score: dict[str, Any],
+    evaluation_predictions: pd.DataFrame,
+    champion_on_gate: dict[str, Any],
     registered_forecaster: dict[str, Any],
     params: TrainingParams,
-) -> dict[str, Any]:
-    """Promotes the new version only if it beats the naive baseline and the current champion.
+    training_plan: TrainingPlan,
+) -> tuple[dict[str, Any] | Unchanged, dict[str, dict[str, float]]]:
+    """Promotes the candidate only if it beats the naive forecaster and the champion, clearly.
 
-    Both comparisons use MAE on return over the holdout validation period.
+    On the gate slice (rows that neither fitted nor early-stopped the candidate), each benchmark
+    is compared with the candidate on the same (symbol, date) rows by the loss
+    ``|predicted return - realised return|``: the candidate must lower the mean loss by at least
+    ``promotion.min_improvement`` and a one-sided test on the per-date loss differential must
+    give a p-value of at most ``promotion.max_p_value``.
 
     Args:
-        evaluation_metrics: The ``evaluation_metrics`` document.
-        champion_score: The champion's score on this run's validation rows.
+        evaluation_predictions: The ``evaluation_predictions`` dataset (its gate split).
+        champion_on_gate: The champion's predictions on the gate rows.
         registered_forecaster: The version this run registered (``name``, ``version``).
         params: ``params:training`` (its ``promotion`` section).
+        training_plan: This run's plan.
 
     Returns:
-        The ``promotion_decision`` report.
+        The ``promotion_decision`` report (the tests with their statistic, p-value, rows and
+        dates) and its figures as MLflow metrics.
     """
-    margin = 1 - params.promotion.min_improvement
-    candidate = (evaluation_metrics.get(TEAM_MODEL, {}).get(VALIDATION) or {}).get("mae_return")
-    naive = (evaluation_metrics.get(baselines.NAIVE, {}).get(VALIDATION) or {}).get("mae_return")
-    champion = champion_score.get("mae_return")
-    reasons = []
-    if candidate is None or naive is None:
-        reasons.append("the candidate's or the naive baseline's validation MAE is missing")
-    else:
-        if not candidate < naive * margin:
-            reasons.append(f"MAE on return {candidate:.6f} does not beat naive {naive:.6f}")
-        if champion is not None and not candidate < champion * margin:
-            reasons.append(
-                f"MAE on return {candidate:.6f} does not beat champion "
-                f"v{champion_score['version']} ({champion:.6f})"
-            )
+    if not training_plan.due:
+        return UNCHANGED, {}
+    promotion = params.promotion
+    gate = evaluation_predictions[
+        (evaluation_predictions["fold"] == HOLDOUT) & (evaluation_predictions["split"] == GATE)
+    ]
+    candidate = gate[gate["model"] == TEAM_MODEL]
+    benchmarks = {NAIVE_MODEL: gate[gate["model"] == baselines.NAIVE]}
+    champion_is_naive = champion_on_gate["kind"] == NAIVE_MODEL
+    if not champion_is_naive:
+        benchmarks["champion"] = champion_on_gate["predictions"]
+    tests = [
+        _compare(name, candidate, rows, promotion, training_plan)
+        for name, rows in benchmarks.items()
+    ]
+    reasons = [t["verdict"] for t in tests if not t["passed"]]
     promote = not reasons
     decision = {
         "model_name": registered_forecaster.get("name"),
         "candidate_version": registered_forecaster.get("version"),
         "promote": promote,
-        "candidate_mae_return": candidate,
-        "naive_mae_return": naive,
-        "champion_version": champion_score.get("version"),
-        "champion_mae_return": champion,
-        "reason": "beats the naive baseline and the champion" if promote else "; ".join(reasons),
+        "run_date": str(training_plan.run_date.date()),
+        "champion_version": champion_on_gate["version"],
+        "champion_kind": champion_on_gate["kind"],
+        "gate": {
+            "start": _iso(gate[C.DATE].min()),
+            "end": _iso(gate[C.DATE].max()),
+            **{k: v for k, v in training_plan.fold.describe().items() if k == "gate_end"},
+        },
+        "test": promotion.test,
+        "max_p_value": promotion.max_p_value,
+        "min_improvement": promotion.min_improvement,
+        "comparisons": tests,
+        "note": champion_on_gate.get("note", ""),
+        "reason": (
+            "beats the naive forecaster"
+            + ("" if champion_is_naive else " and the champion")
+            + " on the gate slice, significantly"
+            if promote
+            else "; ".join(reasons)
+        ),
     }
-    logger.info("promotion decision: %s", decision)
-    return decision
+    metrics = {"gate.promote": {"value": float(promote), "step": 0}}
+    for test in tests:
+        for key in ("improvement", "statistic", "p_value", "rows", "dates"):
+            value = test.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                metrics[f"gate.{test['against']}.{key}"] = {"value": float(value), "step": 0}
+    logger.info("promotion decision: %s (%s)", promote, decision["reason"])
+    return decision, metrics
 
 
-def request_alias_update(promotion_decision: dict[str, Any]) -> AliasUpdate:
+def _compare(
+    against: str,
+    candidate: pd.DataFrame,
+    benchmark: pd.DataFrame,
+    promotion: Any,
+    training_plan: TrainingPlan,
+) -> dict[str, Any]:
+    """One gate comparison of the candidate with a benchmark on their common rows."""
+    keys = [C.SYMBOL, C.DATE]
+    both = candidate.merge(
+        benchmark[[*keys, "prediction"]].rename(columns={"prediction": "benchmark"}),
+        on=keys,
+        how="inner",
+    ).dropna(subset=["prediction", "benchmark", "actual", "last_close"])
+    actual = both["actual"] / both["last_close"] - 1
+    candidate_loss = (both["prediction"] / both["last_close"] - 1 - actual).abs()
+    benchmark_loss = (both["benchmark"] / both["last_close"] - 1 - actual).abs()
+    differential = forecast_tests.daily_loss_differential(
+        candidate_loss, benchmark_loss, both[C.DATE]
+    )
+    result: dict[str, Any] = {
+        "against": against,
+        "rows": float(len(both)),
+        "dates": float(len(differential)),
+        "first_date": _iso(both[C.DATE].min()),
+        "last_date": _iso(both[C.DATE].max()),
+        "candidate_mae_return": float(candidate_loss.mean()) if len(both) else None,
+        "benchmark_mae_return": float(benchmark_loss.mean()) if len(both) else None,
+    }
+    if len(differential) < promotion.min_gate_dates:
+        return {
+            **result,
+            "passed": False,
+            "verdict": (
+                f"only {len(differential)} gate dates to compare with {against} (at least "
+                f"{promotion.min_gate_dates} needed): no decision can be made"
+            ),
+        }
+    if promotion.test == "block_bootstrap":
+        seed = int(training_plan.run_date.strftime("%Y%m%d"))
+        test = forecast_tests.bootstrap_mean_test(differential, promotion.bootstrap_samples, seed)
+    else:
+        test = forecast_tests.diebold_mariano(differential)
+    improvement = 1 - result["candidate_mae_return"] / result["benchmark_mae_return"]
+    p_value = test["p_value"]
+    passed = (
+        improvement > promotion.min_improvement
+        and math.isfinite(p_value)
+        and p_value <= promotion.max_p_value
+    )
+    if passed:
+        verdict = f"beats {against}"
+    elif not improvement > promotion.min_improvement:
+        verdict = (
+            f"MAE on return {result['candidate_mae_return']:.6f} does not beat {against} "
+            f"({result['benchmark_mae_return']:.6f}) by more than "
+            f"{promotion.min_improvement:.1%} on the gate slice"
+        )
+    else:
+        verdict = (
+            f"lower MAE on return than {against} ({improvement:.2%}) but not significantly: "
+            f"p = {p_value:.3f} > {promotion.max_p_value}"
+        )
+    return {
+        **result,
+        "improvement": float(improvement),
+        "statistic": test["statistic"],
+        "p_value": p_value,
+        "passed": bool(passed),
+        "verdict": verdict,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return None if pd.isna(value) else str(pd.Timestamp(value).date())
+
+
+def request_alias_update(
+    promotion_decision: dict[str, Any], training_plan: TrainingPlan
+) -> AliasUpdate | Unchanged:
     """The promotion decision as an instruction for the registry's champion alias.
 
     Args:
         promotion_decision: The ``promotion_decision`` report.
+        training_plan: This run's plan.
 
     Returns:
         Tag the candidate version with the decision; move the alias only when promoted.
     """
+    if not training_plan.due:
+        return UNCHANGED
     return AliasUpdate(
         candidate_version=str(promotion_decision["candidate_version"]),
         promote=bool(promotion_decision["promote"]),
         reason=str(promotion_decision["reason"]),
     )
+
+
+def record_training(
+    training_plan: TrainingPlan,
+    promotion_decision: dict[str, Any],
+    champion_on_gate: dict[str, Any],
+    run_info: dict[str, str],
+) -> tuple[pd.DataFrame, dict[str, Any] | Unchanged]:
+    """The row this training adds to ``training_history`` and the ``deployed_model_card``.
+
+    Args:
+        training_plan: This run's plan.
+        promotion_decision: The decision just made.
+        champion_on_gate: What is known of the champion before the decision.
+        run_info: The run's identity and start time.
+
+    Returns:
+        The history row (none on a day without training) and the card of the model now in
+        service: its kind, version and the window it was trained on (for the naive forecaster,
+        which learns nothing, the window the last candidate was trained on, as monitoring's
+        reference).
+    """
+    if not training_plan.due:
+        return pd.DataFrame(columns=HISTORY_COLUMNS), UNCHANGED
+    window = training_plan.fold.describe()
+    promoted = bool(promotion_decision["promote"])
+    candidate = promotion_decision.get("candidate_version")
+    champion = (
+        f"{promotion_decision.get('model_name')}/{candidate}"
+        if promoted
+        else champion_on_gate["version"]
+    )
+    row = {
+        "run_date": training_plan.run_date,
+        "run_id": run_info["run_id"],
+        "reason": training_plan.reason,
+        "ludwig_config_sha256": training_plan.ludwig_config_sha256,
+        "training_params_sha256": training_plan.training_params_sha256,
+        "candidate_version": str(candidate),
+        "promoted": promoted,
+        "champion_version": champion,
+        **window,
+        "trained_at": pd.Timestamp(run_info["started_at"]),
+    }
+    if promoted or champion_on_gate["kind"] != NAIVE_MODEL:
+        source = window if promoted else champion_on_gate["tags"]
+        kind = LUDWIG_MODEL
+    else:
+        source, kind = window, NAIVE_MODEL
+    card = {
+        "version": champion,
+        "kind": kind,
+        "decided_on": str(training_plan.run_date.date()),
+        "train_start": source.get("train_start"),
+        "train_end": source.get("train_end"),
+        "validation_end": source.get("validation_end"),
+        "gate_end": source.get("gate_end"),
+        "reference_note": (
+            "the naive forecaster learns nothing: this is the window the last candidate was "
+            "trained on"
+            if kind == NAIVE_MODEL
+            else "the window the model in service was trained on"
+        ),
+    }
+    return pd.DataFrame([row], columns=HISTORY_COLUMNS), card
