@@ -29,7 +29,7 @@ def test_model_selection_prefers_the_champion():
 @pytest.mark.parametrize(
     ("champion", "latest", "source", "message"),
     [
-        (None, LATEST, "champion", "champion alias"),
+        (None, LATEST, "champion", "registry has no champion"),
         (CHAMPION, None, "latest", "no locally trained model"),
         (None, None, "champion_or_latest", "run the training pipeline"),
     ],
@@ -54,7 +54,14 @@ def test_predictions_are_logged_for_the_next_session(tmp_path, tiny_forecaster, 
     handle = PyfuncModelDataset(filepath=str(tmp_path / "f"), version=Version(None, None)).load()
     run_info = {"run_id": "r1", "started_at": "2024-01-01T22:00:00+00:00"}
     log = predict_next_day(
-        small_features, None, handle, InferenceParams(), 0.001, "red", "2023-06-30", run_info
+        small_features,
+        None,
+        handle,
+        InferenceParams(model_source="latest"),
+        0.001,
+        "red",
+        "2023-06-30",
+        run_info,
     )
     assert list(log["symbol"]) == ["AAPL", "MSFT", "NVDA"]
     assert (log["target_date"] == pd.Timestamp("2023-07-03")).all()  # next NYSE session

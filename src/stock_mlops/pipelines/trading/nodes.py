@@ -137,9 +137,12 @@ def record_decisions(
         broker: ``params:trading.broker``.
 
     Returns:
-        The decisions with the run id, decision time and broker added.
+        The decisions with the run id, decision time and broker added; a re-decision of an
+        order the broker already has is not a new decision and is left out, so re-running a
+        day adds no row.
     """
-    return decided_orders.assign(
+    new = decided_orders[decided_orders["status"] != ALREADY_SUBMITTED]
+    return new.assign(
         run_id=run_info["run_id"],
         decided_at=pd.Timestamp(run_info["started_at"]),
         broker=broker,
