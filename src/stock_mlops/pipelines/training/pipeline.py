@@ -71,7 +71,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=compute_evaluation_metrics,
-                inputs={"evaluation_predictions": "evaluation_predictions"},
+                inputs={"evaluation_predictions": "evaluation_predictions", "features": "features"},
                 outputs=["evaluation_metrics", "evaluation_metrics_mlflow"],
                 name="compute_evaluation_metrics_node",
             ),
