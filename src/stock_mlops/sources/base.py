@@ -53,6 +53,8 @@ class PriceRequest:
 
     source: str
     symbols: tuple[str, ...]
+    # The bundled snapshot (source "bundled" only; None there means the default, mag7).
+    universe: str | None = None
     csv_dir: str | None = None
     csv_symbol_regex: str | None = None
     alphavantage: AlphaVantageParams | None = None
@@ -62,6 +64,8 @@ class PriceRequest:
         """The request as stored in a fetch manifest (no credentials: keys come from the
         environment)."""
         settings: dict[str, Any] = {}
+        if self.universe is not None:
+            settings["universe"] = self.universe
         if self.csv_dir is not None:
             settings["csv_dir"] = self.csv_dir
             settings["csv_symbol_regex"] = self.csv_symbol_regex
@@ -80,6 +84,7 @@ class PriceRequest:
         return cls(
             source=raw["source"],
             symbols=tuple(raw.get("symbols") or ()),
+            universe=settings.get("universe"),
             csv_dir=settings.get("csv_dir"),
             csv_symbol_regex=settings.get("csv_symbol_regex"),
             alphavantage=None if alphavantage is None else AlphaVantageParams(**alphavantage),
@@ -125,7 +130,7 @@ def make_source(request: PriceRequest, calls_used_today: int = 0) -> PriceSource
     if request.source == "bundled":
         from stock_mlops.sources.files import BundledSource  # noqa: PLC0415
 
-        return BundledSource()
+        return BundledSource(request.universe) if request.universe else BundledSource()
     if request.source == "csv":
         from stock_mlops.sources.files import CsvFolderSource  # noqa: PLC0415
 

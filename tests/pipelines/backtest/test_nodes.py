@@ -27,7 +27,13 @@ CASH = 100_000.0
 
 
 def trading(fill_at: str = "next_open", **overrides: Any) -> TradingParams:
-    local = {"initial_cash": CASH, "fill_at": fill_at, "commission_bps": 2.0, "slippage_bps": 5.0}
+    local = {
+        "initial_cash": CASH,
+        "fill_at": fill_at,
+        "allow_close_fill": fill_at == "close",
+        "commission_bps": 2.0,
+        "slippage_bps": 5.0,
+    }
     return TradingParams.parse({"local": local, **overrides})
 
 

@@ -63,7 +63,11 @@ def report_row(report: pd.DataFrame, symbol: str) -> pd.Series:
 # ------------------------------------------------------------------------ build_price_request
 def test_build_price_request_defaults_to_the_bundled_snapshot():
     request = build_price_request(DataIngestionParams())
-    assert request.to_dict() == {"source": "bundled", "symbols": [], "settings": {}}
+    assert request.to_dict() == {
+        "source": "bundled",
+        "symbols": [],
+        "settings": {"universe": "mag7"},
+    }
 
 
 def test_build_price_request_for_a_csv_folder_normalises_symbols(tmp_path):

@@ -56,12 +56,17 @@ def build_price_request(params: DataIngestionParams) -> PriceRequest:
     request = PriceRequest(
         source=params.source,
         symbols=tuple(params.symbols),
+        universe=params.universe if params.source == "bundled" else None,
         csv_dir=params.csv_dir if params.source == "csv" else None,
         csv_symbol_regex=params.csv_symbol_regex if params.source == "csv" else None,
         alphavantage=params.alphavantage if params.source == "alphavantage" else None,
         alpaca=params.alpaca if params.source == "alpaca" else None,
     )
-    logger.info("requesting %s prices for %s", params.source, list(params.symbols) or "all")
+    logger.info(
+        "requesting %s prices for %s",
+        f"bundled ({params.universe})" if params.source == "bundled" else params.source,
+        list(params.symbols) or "all",
+    )
     return request
 
 
