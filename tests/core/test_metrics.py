@@ -100,24 +100,3 @@ def test_forecast_metrics_without_a_naive_mae_have_no_mase():
 def test_spearman():
     assert M.spearman(pd.Series([1.0, 2.0, 3.0, 4.0]), pd.Series([1.0, 4.0, 9.0, 16.0])) == 1.0
     assert math.isnan(M.spearman(pd.Series([1.0, 1.0, 1.0]), pd.Series([1.0, 2.0, 3.0])))
-
-
-def test_bootstrap_of_identical_series_has_no_difference():
-    returns = pd.Series(np.random.default_rng(0).normal(0.001, 0.01, 200))
-    out = M.bootstrap_sharpe_difference(returns, returns, samples=200, block=5, seed=1)
-    assert out == {"difference": 0.0, "low": 0.0, "high": 0.0, "p_a_better": 0.0}
-
-
-def test_bootstrap_prefers_the_clearly_better_series_and_is_seeded():
-    rng = np.random.default_rng(0)
-    noise = pd.Series(rng.normal(0.0, 0.01, 250))
-    better, worse = noise + 0.003, noise - 0.003
-    out = M.bootstrap_sharpe_difference(better, worse, samples=300, block=5, seed=3)
-    assert out["difference"] > 0 and out["low"] > 0 and out["p_a_better"] == 1.0
-    assert out == M.bootstrap_sharpe_difference(better, worse, samples=300, block=5, seed=3)
-
-
-def test_bootstrap_of_a_too_short_series_is_undefined():
-    short = pd.Series([0.01, 0.02, 0.03])
-    out = M.bootstrap_sharpe_difference(short, short, samples=100, block=5, seed=1)
-    assert all(math.isnan(v) for v in out.values())

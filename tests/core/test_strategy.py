@@ -29,7 +29,12 @@ TEAM = "red"
 def params(**overrides: Any) -> TradingParams:
     """Trading parameters without costs, so that sizes are easy to compute by hand."""
     risk = overrides.pop("risk", {})
-    local = {"fill_at": "close", "commission_bps": 0.0, "slippage_bps": 0.0}
+    local = {
+        "fill_at": "close",
+        "allow_close_fill": True,
+        "commission_bps": 0.0,
+        "slippage_bps": 0.0,
+    }
     local.update(overrides.pop("local", {}))
     return TradingParams.parse({**overrides, "risk": risk, "local": local})
 

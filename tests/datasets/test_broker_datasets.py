@@ -35,7 +35,11 @@ def request_for(small_prices: pd.DataFrame) -> Callable[..., BrokerRequest]:
             live=False,
             as_of=dt.date.fromisoformat(as_of),
             local=LocalBrokerParams(
-                initial_cash=100_000.0, fill_at=fill_at, commission_bps=1.0, slippage_bps=5.0
+                initial_cash=100_000.0,
+                fill_at=fill_at,
+                allow_close_fill=fill_at == "close",
+                commission_bps=1.0,
+                slippage_bps=5.0,
             ),
             alpaca=AlpacaBrokerParams(),
             market_bars=bars[bars["date"] <= pd.Timestamp(as_of)],

@@ -1,4 +1,4 @@
-"""The competition pipeline reads two teams' storage roots and writes the leaderboard."""
+"""The competition pipeline reads the teams' storage roots and writes the leaderboard."""
 
 from __future__ import annotations
 
@@ -32,5 +32,28 @@ def test_competition_ranks_two_team_roots(loop_run, tracking, tmp_path):
     board = pd.read_csv(tmp_path / "house/08_reporting/leaderboard.csv")
     assert board["team"].tolist() == ["red", "blue"]
     assert board["oos_n"].iloc[0] == board["oos_n"].iloc[1] > 0
+    assert set(board["ranked_on"]) == {"backtest"}
+    # The loop's backtest ran the permutation test; the board shows its share.
+    assert 0 <= board["permutation_share"].iloc[0] <= 1
+    assert (board["universe"] == "mag7").all()
+    # The teams' experiments (stock_mlops_red/blue) hold no training run in this store.
+    assert "no training run found in 'stock_mlops_red'" in board["trials_note"].iloc[0]
     page = (tmp_path / "house/08_reporting/leaderboard.html").read_text()
-    assert "Red versus blue" in page and "red vs blue" in page
+    assert "Leaderboard" in page and "red vs blue" in page
+
+
+def test_competition_right_after_make_run_gives_a_board_not_a_key_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_kedro(
+        "competition",
+        params={
+            "storage_root": str(tmp_path / "house"),
+            "competition": {
+                "teams": {"red": str(tmp_path / "red"), "blue": str(tmp_path / "blue")}
+            },
+        },
+    )
+    board = pd.read_csv(tmp_path / "house/08_reporting/leaderboard.csv")
+    assert sorted(board["team"]) == ["blue", "red"]
+    page = (tmp_path / "house/08_reporting/leaderboard.html").read_text()
+    assert "No team has results yet" in page

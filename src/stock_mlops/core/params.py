@@ -123,6 +123,8 @@ class ValidationParams(_Section):
 
 class DataIngestionParams(_Section):
     source: Literal["bundled", "csv", "alphavantage", "alpaca"] = "bundled"
+    # Which bundled snapshot source=bundled reads (src/stock_mlops/snapshot/<universe>/).
+    universe: Literal["mag7", "av10"] = "mag7"
     symbols: list[str] = Field(default_factory=list)
     csv_dir: str | None = None
     # Regex with a (?P<symbol>...) group matched against file names; None = the file's stem.
@@ -144,6 +146,11 @@ class DataIngestionParams(_Section):
 
     @model_validator(mode="after")
     def _csv_needs_dir(self) -> DataIngestionParams:
+        if self.universe != "mag7" and self.source != "bundled":
+            raise ValueError(
+                f"universe '{self.universe}' is a bundled snapshot; it needs source 'bundled', "
+                f"not '{self.source}'"
+            )
         if self.source == "csv" and not self.csv_dir:
             raise ValueError("source 'csv' needs data_ingestion.csv_dir")
         if self.source in ("alphavantage", "alpaca") and not self.symbols:
@@ -299,9 +306,22 @@ class RiskParams(_Section):
 
 class LocalBrokerParams(_Section):
     initial_cash: float = Field(100_000.0, gt=0)
-    fill_at: Literal["close", "next_open"] = "close"
+    fill_at: Literal["close", "next_open"] = "next_open"
+    # fill_at: close is a look-ahead (see below); it is refused unless this says it is meant.
+    allow_close_fill: bool = False
     commission_bps: float = Field(0.0, ge=0)
     slippage_bps: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _no_silent_look_ahead(self) -> LocalBrokerParams:
+        if self.fill_at == "close" and not self.allow_close_fill:
+            raise ValueError(
+                "fill_at 'close' fills each order at the very close its decision was computed "
+                "from, a price no order placed after that close can get (look-ahead: returns "
+                "and Sharpe ratios come out too good); use 'next_open', or set "
+                "trading.local.allow_close_fill: true to accept the look-ahead knowingly"
+            )
+        return self
 
 
 class AlpacaBrokerParams(_Section):
@@ -323,10 +343,26 @@ class TradingParams(_Section):
 
 
 # ----------------------------------------------------------------------------------- backtest
+class PermutationParams(_Section):
+    # Shuffles of each symbol's predicted returns across dates (0: no permutation test).
+    samples: int = Field(300, ge=0, le=100_000)
+    # The exact fast replay covers sizing all_in only; other rules replay the real decision
+    # function for every shuffle (about 2 s each on the bundled data), so fewer of them.
+    replay_samples: int = Field(20, ge=0, le=10_000)
+    random_seed: int = 7
+
+
 class BacktestParams(_Section):
     # Default period: the training split's test period (after validation_end).
     start_date: dt.date | None = None
     end_date: dt.date | None = None
+    # Annual risk-free rate (compounded daily) that every Sharpe ratio is in excess of.
+    risk_free_rate: float = Field(0.0, ge=-0.1, le=1.0)
+    # Block bootstrap of days for the Sharpe ratio's confidence interval.
+    bootstrap: Literal["stationary", "circular"] = "stationary"
+    bootstrap_samples: int = Field(2000, ge=100, le=100_000)
+    random_seed: int = 7
+    permutation: PermutationParams = PermutationParams()
 
 
 # --------------------------------------------------------------------------------- monitoring
@@ -342,8 +378,14 @@ class CompetitionParams(_Section):
     start_date: dt.date | None = None
     n_days: int | None = Field(None, gt=0)
     bootstrap_samples: int = Field(2000, ge=100)
-    bootstrap_block: int = Field(5, ge=1)
+    # arch's stationary or circular block bootstrap; block length null = Politis-White.
+    bootstrap: Literal["stationary", "circular"] = "stationary"
+    bootstrap_block: int | None = Field(None, ge=1)
     random_seed: int = 7
+    # Annual risk-free rate of the Sharpe ratios compared (the live record's and the backtests').
+    risk_free_rate: float = Field(0.0, ge=-0.1, le=1.0)
+    # Teams are ranked on their paper-trading record once it covers this many sessions.
+    min_live_sessions: int = Field(20, ge=2)
 
 
 # ------------------------------------------------------------------------------------ the tree

@@ -113,6 +113,10 @@ def log_artifact_from_memory(data: Any, artifact_file: str) -> None:
         return
     if isinstance(data, pd.DataFrame):
         mlflow.log_text(data.to_csv(index=False), artifact_file)
+    elif hasattr(data, "write_html") and artifact_file.endswith(".html"):
+        # A plotly figure: MLflow's own default links plotly.js from a CDN, which does not
+        # render offline; inline it as the saved file does.
+        mlflow.log_figure(data, artifact_file, save_kwargs={"include_plotlyjs": True})
     elif isinstance(data, dict | list):
         mlflow.log_dict(data, artifact_file)
     else:

@@ -55,6 +55,8 @@ class PriceRequest:
     symbols: tuple[str, ...]
     # Prices as known at this session's close (a past run date is replayed from the archive).
     as_of: dt.date | None = None
+    # The bundled snapshot (source "bundled" only; None there means the default, mag7).
+    universe: str | None = None
     csv_dir: str | None = None
     csv_symbol_regex: str | None = None
     alphavantage: AlphaVantageParams | None = None
@@ -64,6 +66,8 @@ class PriceRequest:
         """The request as stored in a fetch manifest (no credentials: keys come from the
         environment)."""
         settings: dict[str, Any] = {}
+        if self.universe is not None:
+            settings["universe"] = self.universe
         if self.csv_dir is not None:
             settings["csv_dir"] = self.csv_dir
             settings["csv_symbol_regex"] = self.csv_symbol_regex
@@ -89,6 +93,7 @@ class PriceRequest:
             source=raw["source"],
             symbols=tuple(raw.get("symbols") or ()),
             as_of=None if as_of is None else dt.date.fromisoformat(as_of),
+            universe=settings.get("universe"),
             csv_dir=settings.get("csv_dir"),
             csv_symbol_regex=settings.get("csv_symbol_regex"),
             alphavantage=None if alphavantage is None else AlphaVantageParams(**alphavantage),
@@ -136,7 +141,7 @@ def make_source(request: PriceRequest, calls_used_today: int = 0) -> PriceSource
     if request.source == "bundled":
         from stock_mlops.sources.files import BundledSource  # noqa: PLC0415
 
-        return BundledSource()
+        return BundledSource(request.universe) if request.universe else BundledSource()
     if request.source == "csv":
         from stock_mlops.sources.files import CsvFolderSource  # noqa: PLC0415
 

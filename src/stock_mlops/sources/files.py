@@ -9,9 +9,10 @@ from pathlib import Path
 
 import fsspec
 
+from stock_mlops.core.universes import DEFAULT_UNIVERSE, UNIVERSES
 from stock_mlops.sources.base import RawPayload, SourceError
 
-BUNDLED_SNAPSHOT = "mag7"
+BUNDLED_SNAPSHOT = DEFAULT_UNIVERSE
 
 
 def _now() -> dt.datetime:
@@ -19,11 +20,17 @@ def _now() -> dt.datetime:
 
 
 class BundledSource:
-    """The real daily prices shipped inside the package (see ``snapshot/SOURCES.csv``)."""
+    """The real daily prices shipped inside the package (see ``snapshot/SOURCES.csv``), one
+    folder per universe (``data_ingestion.universe``; see :mod:`stock_mlops.core.universes`)."""
 
     name = "bundled"
 
     def __init__(self, snapshot: str = BUNDLED_SNAPSHOT) -> None:
+        if snapshot not in UNIVERSES:
+            raise SourceError(
+                f"unknown bundled universe '{snapshot}' (available: {', '.join(UNIVERSES)})"
+            )
+        self._snapshot = snapshot
         self._folder = resources.files("stock_mlops") / "snapshot" / snapshot
 
     def list_symbols(self) -> list[str]:
@@ -37,7 +44,7 @@ class BundledSource:
         entry = self._folder / f"{symbol}.csv"
         if not entry.is_file():
             raise SourceError(
-                f"symbol '{symbol}' is not in the bundled snapshot "
+                f"symbol '{symbol}' is not in the bundled snapshot '{self._snapshot}' "
                 f"(available: {', '.join(self.list_symbols())})"
             )
         return RawPayload(
@@ -47,7 +54,7 @@ class BundledSource:
             content=entry.read_bytes(),
             fetched_at=_now(),
             kind="file",
-            origin=f"snapshot/{BUNDLED_SNAPSHOT}/{symbol}.csv",
+            origin=f"snapshot/{self._snapshot}/{symbol}.csv",
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,12 @@ import pandas as pd
 import pytest
 
 from stock_mlops.core import calendar, strategy
-from stock_mlops.core.params import BacktestParams, TradingParams
+from stock_mlops.core.params import (
+    BacktestParams,
+    ParameterError,
+    TradingParams,
+    validate_parameters,
+)
 from stock_mlops.pipelines.backtest import nodes
 from stock_mlops.pipelines.backtest.nodes import (
     backtest_predictions,
@@ -22,12 +28,21 @@ from stock_mlops.pipelines.backtest.nodes import (
     summarise_backtest,
 )
 
+NO_PERMUTATION = {"method": "off", "samples": 0}
+
 START, END = pd.Timestamp("2023-01-03"), pd.Timestamp("2023-04-28")
 CASH = 100_000.0
 
 
 def trading(fill_at: str = "next_open", **overrides: Any) -> TradingParams:
-    local = {"initial_cash": CASH, "fill_at": fill_at, "commission_bps": 2.0, "slippage_bps": 5.0}
+    local = {
+        "initial_cash": CASH,
+        "fill_at": fill_at,
+        "allow_close_fill": fill_at == "close",
+        "commission_bps": 2.0,
+        "slippage_bps": 5.0,
+        **overrides.pop("local", {}),
+    }
     return TradingParams.parse({"local": local, **overrides})
 
 
@@ -263,7 +278,9 @@ def hand_made() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_summary_by_hand():
     trades, equity = hand_made()
-    out = summarise_backtest(trades, equity)
+    out = summarise_backtest(
+        trades, equity, NO_PERMUTATION, trading(local={"slippage_bps": 0.0}), BacktestParams()
+    )
     years = 3 / 252
     assert out["total_return"] == pytest.approx(0.089)
     assert out["cagr"] == pytest.approx(1.089 ** (1 / years) - 1)
@@ -283,7 +300,7 @@ def test_summary_by_hand():
 def test_summary_without_trades_has_no_hit_rate_and_no_undefined_numbers():
     trades, equity = hand_made()
     flat = equity.assign(equity=100.0)
-    out = summarise_backtest(trades.iloc[0:0], flat)
+    out = summarise_backtest(trades.iloc[0:0], flat, NO_PERMUTATION, trading(), BacktestParams())
     assert out["n_trades"] == 0 and out["turnover"] == 0.0
     assert out["hit_rate"] is None
     assert out["sharpe"] is None and out["volatility"] == 0.0
@@ -291,8 +308,162 @@ def test_summary_without_trades_has_no_hit_rate_and_no_undefined_numbers():
 
 
 def test_charts_show_the_strategy_and_the_benchmark():
-    _, equity = hand_made()
-    for chart in (plot_equity(equity), plot_drawdown(equity)):
+    trades, equity = hand_made()
+    metrics = summarise_backtest(trades, equity, NO_PERMUTATION, trading(), BacktestParams())
+    for chart in (plot_equity(equity, metrics), plot_drawdown(equity, metrics)):
         assert [trace.name for trace in chart.data] == ["strategy", "buy and hold"]
-    drawdown = plot_drawdown(equity).data[0].y
+        assert "+8.9%" in chart.layout.title.text  # the headline figures are in the title
+    drawdown = plot_drawdown(equity, metrics).data[0].y
     assert min(drawdown) == pytest.approx(-0.1)
+
+
+# ------------------------------------------------------------------ costs, intervals, refusal
+def test_commission_and_slippage_are_reported_apart_and_gross_against_net():
+    _, equity = hand_made()
+    dates = equity["date"]
+    trades = pd.DataFrame(
+        {
+            "date": [dates[1], dates[3]],
+            "symbol": "AAA",
+            "side": ["buy", "sell"],
+            "qty": [1.0, 1.0],
+            # 1% slippage: bought at 101 for a price of 100, sold at 108.9 for a price of 110.
+            "price": [101.0, 108.9],
+            "fee": [0.2, 0.2],
+            "realized_pnl": [None, 7.7],
+            "client_order_id": ["a", "b"],
+        }
+    )
+    params = trading(local={"slippage_bps": 100.0})
+    out = summarise_backtest(trades, equity, NO_PERMUTATION, params, BacktestParams())
+    assert out["commission_paid"] == out["fees"] == pytest.approx(0.4)
+    assert out["slippage_paid"] == pytest.approx(1.0 + 1.1)
+    assert out["costs_paid"] == pytest.approx(2.5)
+    # Gross equity adds back what the costs took, from the day they were paid.
+    assert out["gross_total_return"] == pytest.approx((108.9 + 2.5) / 100 - 1)
+    assert out["cost_drag"] == pytest.approx(out["gross_total_return"] - out["total_return"])
+
+
+def backtest_curve(days: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    returns = rng.normal(0.0008, 0.01, days)
+    return pd.DataFrame(
+        {
+            "date": pd.bdate_range("2022-01-03", periods=days + 1),
+            "equity": 100_000 * np.cumprod(np.r_[1.0, 1 + returns]),
+            "benchmark_equity": 100_000 * np.cumprod(np.r_[1.0, 1 + returns[::-1]]),
+        }
+    )
+
+
+def test_every_sharpe_has_its_interval_and_a_risk_free_rate():
+    trades, _ = hand_made()
+    equity = backtest_curve()
+    zero = summarise_backtest(trades, equity, NO_PERMUTATION, trading(), BacktestParams())
+    assert zero["sharpe_ci_low"] < zero["sharpe"] < zero["sharpe_ci_high"]
+    assert zero["benchmark_sharpe_ci_low"] < zero["benchmark_sharpe"]
+    assert "stationary block bootstrap" in zero["sharpe_ci_method"]
+    rf = summarise_backtest(
+        trades, equity, NO_PERMUTATION, trading(), BacktestParams(risk_free_rate=0.05)
+    )
+    assert rf["risk_free_rate"] == 0.05
+    assert rf["sharpe"] < zero["sharpe"] and rf["benchmark_sharpe"] < zero["benchmark_sharpe"]
+    assert rf["total_return"] == zero["total_return"]  # the rate moves the Sharpe, not the return
+
+
+def test_the_permutation_result_sits_beside_the_sharpe():
+    trades, equity = hand_made()
+    permutation = {
+        "method": "fast_all_in",
+        "samples": 300,
+        "share_at_least_as_good": 0.52,
+        "p_value": 157 / 301,
+        "shuffled_sharpe_mean": 1.1,
+    }
+    out = summarise_backtest(trades, equity, permutation, trading(), BacktestParams())
+    assert out["permutation_share"] == 0.52 and out["permutation_samples"] == 300
+    assert "52% of 300 shuffled predictions did as well" in nodes.headline(out)
+
+
+def test_fill_at_close_is_refused_with_the_reason():
+    with pytest.raises(ParameterError, match=r"trading.local.*look-ahead.*allow_close_fill"):
+        TradingParams.parse({"local": {"fill_at": "close"}}, "trading")
+    # The whole-tree check at start-up refuses `--params trading.local.fill_at=close` too.
+    with pytest.raises(ParameterError, match="very close its decision was computed from"):
+        validate_parameters({"trading": {"local": {"fill_at": "close"}}})
+    allowed = TradingParams.parse({"local": {"fill_at": "close", "allow_close_fill": True}})
+    assert allowed.local.fill_at == "close"
+    assert TradingParams().local.fill_at == "next_open"
+
+
+def test_equity_plot_table_for_dvc_plots():
+    _, equity = hand_made()
+    table = nodes.equity_plot_table(equity)
+    assert list(table.columns) == [
+        "date",
+        "equity",
+        "benchmark_equity",
+        "drawdown",
+        "benchmark_drawdown",
+    ]
+    assert table["date"].iloc[0] == "2023-01-03"
+    assert table["drawdown"].min() == pytest.approx(-0.1)
+
+
+def test_backtest_figures_become_readable_mlflow_metrics():
+    trades, equity = hand_made()
+    metrics = summarise_backtest(trades, equity, NO_PERMUTATION, trading(), BacktestParams())
+    logged = nodes.backtest_mlflow_metrics(metrics)
+    assert logged["sharpe"] == {"value": metrics["sharpe"], "step": 0}
+    assert "total_return" in logged and "benchmark_sharpe" in logged
+    assert "start" not in logged and "sharpe_ci_method" not in logged  # text stays in the JSON
+    assert "permutation_share" not in logged  # None is not a metric
+
+
+@pytest.mark.browser
+def test_backtest_report_opens_offline_with_its_headline(tmp_path, browser):
+    from kedro_datasets.plotly import HTMLDataset
+
+    trades, _ = hand_made()
+    equity = backtest_curve()
+    metrics = summarise_backtest(trades, equity, NO_PERMUTATION, trading(), BacktestParams())
+    page = tmp_path / "backtest_report.html"
+    save_args = {"include_plotlyjs": True, "full_html": True, "auto_open": False}
+    HTMLDataset(filepath=str(page), save_args=save_args).save(
+        nodes.plot_backtest_report(equity, metrics)
+    )
+    browser.open(page.as_uri(), wait_css=".main-svg")
+    plots = browser.assert_visible(".js-plotly-plot", min_width=800, min_height=600)
+    assert f"{metrics['total_return']:+.1%}" in plots[0]["text"]
+    assert browser.script("return document.querySelectorAll('.scatterlayer .trace').length") == 4
+    assert browser.nonlocal_requests() == []
+    assert browser.console_errors() == []
+
+
+def test_backtest_report_is_saved_and_logged_to_mlflow_with_plotly_inline(tmp_path, monkeypatch):
+    import mlflow
+
+    from stock_mlops.datasets import AtomicDataset
+
+    trades, _ = hand_made()
+    equity = backtest_curve()
+    metrics = summarise_backtest(trades, equity, NO_PERMUTATION, trading(), BacktestParams())
+    figure = nodes.plot_backtest_report(equity, metrics)
+    dataset = AtomicDataset(
+        dataset={"type": "plotly.HTMLDataset", "save_args": {"include_plotlyjs": True}},
+        filepath=str(tmp_path / "08_reporting/backtest_report.html"),
+        mlflow_artifact="charts/backtest_report.html",
+    )
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "a").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        dataset.save(figure)
+    logged = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="charts/backtest_report.html", dst_path=tmp_path
+    )
+    for page in (tmp_path / "08_reporting/backtest_report.html", logged):
+        text = open(page, encoding="utf-8").read()
+        # plotly.js itself is in the page (megabytes), not a link to a CDN.
+        assert len(text) > 1_000_000
+        assert not re.search(r"<script[^>]*\bsrc=", text)

@@ -55,7 +55,11 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-def run(prices: pd.DataFrame, evaluation: pd.DataFrame, backtest: BacktestParams) -> dict:
+def run(
+    prices: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    backtest: BacktestParams = BacktestParams(permutation={"samples": 50}),
+) -> dict:
     """Runs the whole pipeline; returns every output, intermediate ones included."""
     inputs = {
         "evaluation_predictions": evaluation,
@@ -73,7 +77,7 @@ def run(prices: pd.DataFrame, evaluation: pd.DataFrame, backtest: BacktestParams
 
 
 def test_backtest_pipeline_outputs_agree_with_each_other(small_prices: pd.DataFrame):
-    out = run(small_prices, evaluation_predictions(small_prices), BacktestParams())
+    out = run(small_prices, evaluation_predictions(small_prices))
     trades, equity, metrics = (
         out["backtest_trades"],
         out["backtest_equity"],
@@ -82,9 +86,13 @@ def test_backtest_pipeline_outputs_agree_with_each_other(small_prices: pd.DataFr
     assert set(out) == {
         "backtest_trades",
         "backtest_equity",
+        "backtest_permutation",
         "backtest_metrics",
+        "backtest_metrics_mlflow",
         "backtest_equity_chart",
         "backtest_drawdown_chart",
+        "backtest_report",
+        "backtest_equity_plot",
     }
     # The holdout period starts the day after validation_end (2022-06-30).
     assert equity["date"].iat[0] == pd.Timestamp("2022-07-01")
@@ -102,10 +110,18 @@ def test_backtest_pipeline_outputs_agree_with_each_other(small_prices: pd.DataFr
     assert metrics["total_return"] > metrics["benchmark_total_return"]
     assert (metrics["start"], metrics["end"]) == ("2022-07-01", "2022-10-03")
     assert len(out["backtest_equity_chart"].data) == 2
+    assert len(out["backtest_report"].data) == 4  # equity and drawdown, strategy and benchmark
+    # Perfect foresight: no shuffle of its predictions does as well, and the page says so.
+    permutation = out["backtest_permutation"]
+    assert permutation["method"] == "fast_all_in"
+    assert metrics["permutation_share"] == permutation["share_at_least_as_good"] == 0.0
+    assert metrics["sharpe_ci_low"] < metrics["sharpe"] < metrics["sharpe_ci_high"]
+    assert out["backtest_metrics_mlflow"]["sharpe"]["value"] == metrics["sharpe"]
+    assert len(out["backtest_equity_plot"]) == len(equity)
 
 
 def test_mirrored_foresight_loses_money(small_prices: pd.DataFrame):
-    out = run(small_prices, evaluation_predictions(small_prices, -1.0), BacktestParams())
+    out = run(small_prices, evaluation_predictions(small_prices, -1.0))
     assert out["backtest_metrics"]["total_return"] < 0
 
 

@@ -64,7 +64,12 @@ def report_row(report: pd.DataFrame, symbol: str) -> pd.Series:
 # ------------------------------------------------------------------------ build_price_request
 def test_build_price_request_defaults_to_the_bundled_snapshot():
     request = build_price_request(DataIngestionParams(), None)
-    assert request.to_dict() == {"source": "bundled", "symbols": [], "as_of": None, "settings": {}}
+    assert request.to_dict() == {
+        "source": "bundled",
+        "symbols": [],
+        "as_of": None,
+        "settings": {"universe": "mag7"},
+    }
     dated = build_price_request(DataIngestionParams(), "2023-07-03")
     assert dated.as_of == dt.date(2023, 7, 3)
     assert PriceRequest.from_dict(dated.to_dict()) == dated

@@ -25,7 +25,9 @@ from stock_mlops.pipelines.trading.nodes import (
 RUN_DATE = dt.date(2023, 6, 1)
 TARGET = pd.Timestamp("2023-06-02")
 RUN_INFO = {"run_id": "run-1", "started_at": "2023-06-01T21:30:00+00:00"}
-TRADING = TradingParams.parse({"local": {"fill_at": "close", "slippage_bps": 0.0}})
+TRADING = TradingParams.parse(
+    {"local": {"fill_at": "close", "allow_close_fill": True, "slippage_bps": 0.0}}
+)
 
 
 def closes_on(prices: pd.DataFrame, day: dt.date) -> dict[str, float]:

@@ -32,6 +32,7 @@ def trading_params(fill_at: str, **overrides: Any) -> TradingParams:
             "local": {
                 "initial_cash": 100_000.0,
                 "fill_at": fill_at,
+                "allow_close_fill": fill_at == "close",
                 "commission_bps": 1.0,
                 "slippage_bps": 5.0,
             },

@@ -108,8 +108,8 @@ def test_every_model_is_scored_on_the_same_rows(evaluation):
     assert set(evaluation["split"]) == {"validation", "gate", "test"}
 
 
-def test_metrics_come_from_evaluation_predictions_only(evaluation):
-    metrics, flat = compute_evaluation_metrics(evaluation, PLAN)
+def test_metrics_come_from_evaluation_predictions_only(evaluation, small_features):
+    metrics, flat = compute_evaluation_metrics(evaluation, small_features, PLAN)
     test_rows = evaluation[(evaluation["model"] == "ridge") & (evaluation["split"] == "test")]
     assert metrics["ridge"]["mae"] == pytest.approx(
         (test_rows["prediction"] - test_rows["actual"]).abs().mean()
@@ -118,16 +118,56 @@ def test_metrics_come_from_evaluation_predictions_only(evaluation):
         (evaluation["model"] == "naive_last_close") & (evaluation["split"] == "test")
     ]
     naive_mae = (naive["prediction"] - naive["actual"]).abs().mean()
-    assert metrics["ridge"]["mase"] == pytest.approx(metrics["ridge"]["mae"] / naive_mae)
+    assert metrics["ridge"]["mae_ratio_vs_naive"] == pytest.approx(
+        metrics["ridge"]["mae"] / naive_mae
+    )
+    assert metrics["ridge"]["mase"] == metrics["ridge"]["mae_ratio_vs_naive"]  # the old name
     low, high = M.wilson_interval(
         round(metrics["ridge"]["directional_accuracy"] * metrics["ridge"]["directional_calls"]),
         int(metrics["ridge"]["directional_calls"]),
     )
-    assert metrics["ridge"]["directional_accuracy_low"] == pytest.approx(low)
-    assert metrics["ridge"]["directional_accuracy_high"] == pytest.approx(high)
+    assert metrics["ridge"]["directional_accuracy_wilson_low"] == pytest.approx(low)
+    assert metrics["ridge"]["directional_accuracy_wilson_high"] == pytest.approx(high)
     assert metrics["naive_last_close"]["directional_accuracy"] is None  # never calls a direction
     assert "validation" in metrics["ludwig"]
     assert flat["ridge.test.mae"]["value"] == pytest.approx(metrics["ridge"]["mae"])
+
+
+def test_directional_accuracy_sits_beside_its_base_rate_with_date_intervals(
+    evaluation, small_features
+):
+    metrics, flat = compute_evaluation_metrics(evaluation, small_features, PLAN)
+    ridge = metrics["ridge"]
+    rows = evaluation[(evaluation["model"] == "ridge") & (evaluation["split"] == "test")]
+    predicted = np.sign(rows["prediction"] / rows["last_close"] - 1)
+    realised = np.sign(rows["actual"] / rows["last_close"] - 1)
+    calls = (predicted != 0) & (realised != 0)
+    assert ridge["directional_base_rate"] == pytest.approx((realised[calls] > 0).mean())
+    assert ridge["directional_skill"] == pytest.approx(
+        (ridge["directional_accuracy"] - ridge["directional_base_rate"])
+        / (1 - ridge["directional_base_rate"])
+    )
+    # The interval resamples dates: three symbols a day are not three independent trials.
+    assert ridge["bootstrap_dates"] == rows["date"].nunique()
+    for name in ("directional_accuracy", "directional_skill", "information_coefficient"):
+        assert ridge[f"{name}_low"] <= ridge[name] <= ridge[f"{name}_high"]
+    assert ridge["daily_ic_days"] > 0 and ridge["daily_ic_t"] is not None
+    assert flat["ridge.test.directional_base_rate"]["value"] == ridge["directional_base_rate"]
+
+
+def test_hyndman_mase_is_scaled_by_the_training_periods_naive_error(evaluation, small_features):
+    metrics, _ = compute_evaluation_metrics(evaluation, small_features, PLAN)
+    first = evaluation["date"].min()
+    history = small_features[small_features["target_date"] < first]
+    scale = history.groupby("symbol")["target_return_1d"].apply(lambda r: r.abs().mean())
+    naive = evaluation[
+        (evaluation["model"] == "naive_last_close") & (evaluation["split"] == "test")
+    ]
+    realised = (naive["actual"] / naive["last_close"] - 1).abs()
+    expected = (realised / naive["symbol"].map(scale)).mean()
+    # The naive forecast's own MASE is not 1: the test period is not the training period.
+    assert metrics["naive_last_close"]["mase_hyndman"] == pytest.approx(expected)
+    assert metrics["naive_last_close"]["mae_ratio_vs_naive"] == pytest.approx(1.0)
 
 
 def test_walk_forward_reports_yearly_folds(tiny_forecaster, small_features):
@@ -145,7 +185,7 @@ def test_walk_forward_reports_yearly_folds(tiny_forecaster, small_features):
     evaluation = predict_out_of_sample(
         tiny_forecaster["handle"], models, small_features, config, params, BAND, plan
     )
-    metrics, _ = compute_evaluation_metrics(evaluation, plan)
+    metrics, _ = compute_evaluation_metrics(evaluation, small_features, plan)
     assert set(metrics["ludwig"]["walk_forward"]) == {"2022", "2023"}
     fold = evaluation[(evaluation["fold"] == "2022") & (evaluation["model"] == "ludwig")]
     assert fold["date"].dt.year.eq(2022).all()
@@ -192,7 +232,14 @@ def test_a_direction_classifier_is_scored_on_its_calls_only():
             "predicted_direction": ["up", "up", "up", "flat"],
         }
     )
-    metrics, _ = compute_evaluation_metrics(rows, PLAN)
+    history = pd.DataFrame(
+        {
+            "symbol": "AAPL",
+            "target_date": pd.bdate_range("2022-12-01", periods=5),
+            "target_return_1d": [0.01, -0.01, 0.02, 0.0, -0.02],
+        }
+    )
+    metrics, _ = compute_evaluation_metrics(rows, history, PLAN)
     # Three calls (flat is not a call): two right, one wrong.
     assert metrics["ludwig"]["directional_calls"] == 3
     assert metrics["ludwig"]["directional_accuracy"] == pytest.approx(2 / 3)

@@ -3,6 +3,10 @@
 from kedro.pipeline import Node, Pipeline
 
 from stock_mlops.pipelines.backtest.nodes import (
+    backtest_mlflow_metrics,
+    equity_plot_table,
+    permutation_test,
+    plot_backtest_report,
     plot_drawdown,
     plot_equity,
     run_backtest,
@@ -11,7 +15,8 @@ from stock_mlops.pipelines.backtest.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """out-of-sample predictions -> day-by-day replay -> trades, equity, metrics, charts."""
+    """out-of-sample predictions -> day-by-day replay -> trades, equity; shuffles of the
+    predictions -> permutation test; -> metrics (costs, interval, luck), charts, MLflow."""
     return Pipeline(
         [
             Node(
@@ -27,31 +32,72 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="run_backtest_node",
             ),
             Node(
+                func=permutation_test,
+                inputs={
+                    "evaluation_predictions": "evaluation_predictions",
+                    "prices": "prices",
+                    "equity": "backtest_equity",
+                    "trading": "params:trading",
+                    "backtest": "params:backtest",
+                    "team": "params:team",
+                },
+                outputs="backtest_permutation",
+                name="permutation_test_node",
+            ),
+            Node(
                 func=summarise_backtest,
-                inputs={"trades": "backtest_trades", "equity": "backtest_equity"},
+                inputs={
+                    "trades": "backtest_trades",
+                    "equity": "backtest_equity",
+                    "permutation": "backtest_permutation",
+                    "trading": "params:trading",
+                    "backtest": "params:backtest",
+                },
                 outputs="backtest_metrics",
                 name="summarise_backtest_node",
             ),
             Node(
+                func=backtest_mlflow_metrics,
+                inputs={"backtest_metrics": "backtest_metrics"},
+                outputs="backtest_metrics_mlflow",
+                name="backtest_mlflow_metrics_node",
+            ),
+            Node(
                 func=plot_equity,
-                inputs={"equity": "backtest_equity"},
+                inputs={"equity": "backtest_equity", "backtest_metrics": "backtest_metrics"},
                 outputs="backtest_equity_chart",
                 name="plot_equity_node",
             ),
             Node(
                 func=plot_drawdown,
-                inputs={"equity": "backtest_equity"},
+                inputs={"equity": "backtest_equity", "backtest_metrics": "backtest_metrics"},
                 outputs="backtest_drawdown_chart",
                 name="plot_drawdown_node",
+            ),
+            Node(
+                func=plot_backtest_report,
+                inputs={"equity": "backtest_equity", "backtest_metrics": "backtest_metrics"},
+                outputs="backtest_report",
+                name="plot_backtest_report_node",
+            ),
+            Node(
+                func=equity_plot_table,
+                inputs={"equity": "backtest_equity"},
+                outputs="backtest_equity_plot",
+                name="equity_plot_table_node",
             ),
         ],
         inputs={"evaluation_predictions", "prices"},
         outputs={
             "backtest_trades",
             "backtest_equity",
+            "backtest_permutation",
             "backtest_metrics",
+            "backtest_metrics_mlflow",
             "backtest_equity_chart",
             "backtest_drawdown_chart",
+            "backtest_report",
+            "backtest_equity_plot",
         },
         parameters={"params:trading", "params:backtest", "params:team"},
         namespace="backtest",

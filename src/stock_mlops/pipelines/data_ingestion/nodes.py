@@ -62,12 +62,17 @@ def build_price_request(params: DataIngestionParams, run_date: str | None) -> Pr
         as_of=pd.Timestamp(run_date).date() if run_date else None,
         source=params.source,
         symbols=tuple(params.symbols),
+        universe=params.universe if params.source == "bundled" else None,
         csv_dir=params.csv_dir if params.source == "csv" else None,
         csv_symbol_regex=params.csv_symbol_regex if params.source == "csv" else None,
         alphavantage=params.alphavantage if params.source == "alphavantage" else None,
         alpaca=params.alpaca if params.source == "alpaca" else None,
     )
-    logger.info("requesting %s prices for %s", params.source, list(params.symbols) or "all")
+    logger.info(
+        "requesting %s prices for %s",
+        f"bundled ({params.universe})" if params.source == "bundled" else params.source,
+        list(params.symbols) or "all",
+    )
     return request
 
 

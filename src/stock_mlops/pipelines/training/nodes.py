@@ -493,12 +493,17 @@ def _evaluate_fold(
 
 
 def compute_evaluation_metrics(
-    evaluation_predictions: pd.DataFrame, training_plan: TrainingPlan
+    evaluation_predictions: pd.DataFrame, features: pd.DataFrame, training_plan: TrainingPlan
 ) -> tuple[dict[str, Any] | Unchanged, dict[str, dict[str, float]]]:
-    """Metrics computed from ``evaluation_predictions`` and nothing else.
+    """Metrics computed from ``evaluation_predictions`` (and, for the scale of Hyndman's MASE,
+    the realised returns in ``features`` before each fold's first evaluated date).
+
+    Intervals of directional accuracy, its base rate and skill, and the IC come from a bootstrap
+    over dates (all symbols of a day together); Wilson's interval stays as a secondary figure.
 
     Args:
         evaluation_predictions: The ``evaluation_predictions`` dataset.
+        features: The ``features`` dataset (only ``symbol, target_date, target_return_1d``).
         training_plan: This run's plan.
 
     Returns:
@@ -516,8 +521,9 @@ def compute_evaluation_metrics(
         key: float((group["prediction"] - group["actual"]).abs().mean())
         for key, group in naive.groupby(["fold", "split"])
     }
+    scales = _mase_scales(evaluation_predictions, features)
     for (model, fold, split), rows in evaluation_predictions.groupby(["model", "fold", "split"]):
-        values = _metrics_for(rows, naive_mae.get((fold, split)))
+        values = _metrics_for(rows, naive_mae.get((fold, split)), scales.get(fold))
         entry = table.setdefault(model, {})
         if fold == HOLDOUT and split == TEST:
             entry.update(values)
@@ -534,15 +540,40 @@ def compute_evaluation_metrics(
     return table, flat
 
 
-def _metrics_for(rows: pd.DataFrame, naive_mae: float | None) -> dict[str, float | None]:
+def _mase_scales(evaluation: pd.DataFrame, features: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per fold, each symbol's mean |1-day return| over the labelled rows dated before the
+    fold's first evaluated target date: the in-sample error of the random walk (its training
+    period for the holdout fold), in return units so the price level does not move it."""
+    labelled = features[features[C.TARGET_RETURN].notna()]
+    first = evaluation.groupby("fold")[C.DATE].min()
+    return {
+        fold: M.naive_return_scale(
+            labelled[C.SYMBOL], labelled[C.TARGET_DATE], labelled[C.TARGET_RETURN], before
+        )
+        for fold, before in first.items()
+    }
+
+
+def _metrics_for(
+    rows: pd.DataFrame, naive_mae: float | None, scale: pd.Series | None
+) -> dict[str, float | None]:
     if rows["prediction"].notna().any():
         values = M.forecast_metrics(
-            rows["prediction"], rows["actual"], rows["last_close"], naive_mae
+            rows["prediction"],
+            rows["actual"],
+            rows["last_close"],
+            naive_mae,
+            dates=rows[C.DATE],
+            mase_scale=None if scale is None else rows[C.SYMBOL].map(scale),
         )
     else:  # a direction classifier: only its calls can be scored
         predicted = rows["predicted_direction"].map(DIRECTION_SIGN).fillna(0)
         actual = np.sign(rows["actual"] / rows["last_close"] - 1)
-        values = {"n": float(len(rows)), **M.directional_metrics(predicted, actual)}
+        values = {
+            "n": float(len(rows)),
+            **M.directional_metrics(predicted, actual),
+            **M.date_bootstrap_intervals(rows[C.DATE], predicted, actual, with_ic=False),
+        }
     return {k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()}
 
 

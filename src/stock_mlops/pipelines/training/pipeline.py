@@ -166,7 +166,11 @@ def _fit_and_gate_nodes() -> list[Node]:
         ),
         Node(
             func=compute_evaluation_metrics,
-            inputs={"evaluation_predictions": "evaluation_predictions", "training_plan": _PLAN},
+            inputs={
+                "evaluation_predictions": "evaluation_predictions",
+                "features": "features",
+                "training_plan": _PLAN,
+            },
             outputs=["evaluation_metrics", "evaluation_metrics_mlflow"],
             name="compute_evaluation_metrics_node",
         ),
