@@ -6,6 +6,7 @@ from stock_mlops.datasets.models import (
     PyfuncModelDataset,
     RegisteredModelDataset,
 )
+from stock_mlops.datasets.monitoring import EvidentlyWorkspaceDataset, OptionalDataset
 from stock_mlops.datasets.raw_prices import RawPriceArchiveDataset
 from stock_mlops.datasets.run_info import MlflowTagsDataset, RunInfoDataset
 from stock_mlops.datasets.tables import AppendOnlyParquetDataset, AtomicDataset
@@ -17,7 +18,9 @@ __all__ = [
     "BrokerAccountDataset",
     "BrokerOrdersDataset",
     "ChampionModelDataset",
+    "EvidentlyWorkspaceDataset",
     "MlflowTagsDataset",
+    "OptionalDataset",
     "PyfuncModelDataset",
     "RawPriceArchiveDataset",
     "RegisteredModelDataset",

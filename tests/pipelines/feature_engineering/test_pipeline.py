@@ -19,9 +19,12 @@ CONTRACT_COLUMNS = [*CONTRACT_FEATURES, *C.TARGETS]
 
 def test_pipeline_contract():
     pipeline = feature_engineering.create_pipeline()
-    assert [n.name for n in pipeline.nodes] == ["feature_engineering.build_features_node"]
+    assert sorted(n.name for n in pipeline.nodes) == [
+        "feature_engineering.build_features_node",
+        "feature_engineering.describe_features_node",
+    ]
     assert pipeline.inputs() == {"prices", "params:feature_engineering"}
-    assert pipeline.outputs() == {"features"}
+    assert pipeline.outputs() == {"features", "feature_kinds"}
 
 
 def test_pipeline_turns_prices_into_features(small_prices):
