@@ -39,6 +39,9 @@ def test_pipeline_turns_prices_into_features(small_prices):
     pd.testing.assert_frame_equal(
         features, build_features(small_prices, FeatureEngineeringParams())
     )
+    # Every feature column's kind, for pipelines that choose features by what they measure.
+    kinds = outputs["feature_kinds"]
+    assert set(kinds) <= set(features.columns) and set(CONTRACT_FEATURES) <= set(kinds)
 
 
 def test_parameters_reach_the_node(small_prices):
