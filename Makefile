@@ -16,7 +16,7 @@ export MLFLOW_TRACKING_URI
 # Python must find this project's interpreter and its console scripts (uvicorn for serving).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint format viz notebook serve benchmark clean-venv
+.PHONY: install run test lint format viz viz-build monitor notebook serve benchmark clean-venv
 
 install: $(STAMP)
 
@@ -41,8 +41,18 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks scripts
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
-viz: $(STAMP)
-	$(BIN)/kedro viz build
+# kedro-viz: a static site with dataset previews, served over HTTP (file:// stays blank).
+VIZ_PORT    ?= 4141
+viz-build: $(STAMP) ## build the kedro-viz site with previews into build/ (no external fonts)
+	$(BIN)/python scripts/viz_build.py
+
+viz: $(STAMP) ## build the kedro-viz site, then serve it on http://127.0.0.1:$(VIZ_PORT)/
+	$(BIN)/python scripts/viz_build.py --serve $(VIZ_PORT)
+
+# evidently UI on the team's workspace (TEAM=red); telemetry off.
+MONITOR_PORT ?= 8000
+monitor: $(STAMP) ## evidently UI on the team's monitoring workspace: http://127.0.0.1:$(MONITOR_PORT)/ (TEAM=red)
+	$(BIN)/python scripts/monitoring_ui.py --env $(TEAM) --port $(MONITOR_PORT)
 
 # JupyterLab on the notebooks, which read the catalog (KEDRO_ENV=red to read team red's outputs).
 notebook: $(STAMP)

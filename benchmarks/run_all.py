@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_features.py", "bench_backtest.py", "bench_permutation.py", "bench_models.py")
+SCRIPTS = (
+    "bench_features.py",
+    "bench_backtest.py",
+    "bench_permutation.py",
+    "bench_models.py",
+    "bench_monitoring.py",
+)
 
 
 def main() -> int:

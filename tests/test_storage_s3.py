@@ -96,8 +96,15 @@ def test_whole_loop_runs_on_s3(s3_server, tmp_path):
         "07_model_output/evaluation_predictions.parquet",
         "08_reporting/backtest_metrics.json",
         "08_reporting/monitoring_report.html",
+        "08_reporting/monitoring_alert.json",
+        "07_model_output/prediction_outcomes.csv",
+        "08_reporting/evidently_workspace/stock_mlops_runs.json",
     ):
         assert f"loop/{name}" in keys
+    # The evidently workspace on S3: one project, its dashboard and the run date's snapshots.
+    workspace = [k for k in keys if k.startswith("loop/08_reporting/evidently_workspace/")]
+    assert sum("/snapshots/" in k for k in workspace) == 2
+    assert any(k.endswith("/dashboard.json") for k in workspace)
     body = s3_server.get_object(Bucket=BUCKET, Key="loop/07_model_output/predictions.parquet")
     predictions = pd.read_parquet(pd.io.common.BytesIO(body["Body"].read()))
     assert sorted(predictions["symbol"]) == ["AAPL", "MSFT"]

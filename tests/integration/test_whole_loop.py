@@ -42,6 +42,36 @@ def test_every_stage_persisted_its_outputs(loop_run):
     assert "evidently" in report.lower() and "Feature drift" in report
 
 
+def test_monitoring_leaves_its_alert_outcomes_workspace_and_metrics(loop_run, tracking):
+    import mlflow
+
+    root = loop_run.root
+    alert = json.loads((root / "08_reporting/monitoring_alert.json").read_text())
+    assert isinstance(alert["alert"], bool) and alert["run_date"] == "2023-12-29"
+    assert {t["name"] for t in alert["tests"]} >= {"drift_share", "mae_return_vs_naive"}
+    assert alert["drift_reference"]["source"] in {"training_window", "sessions_before_current"}
+    outcomes = pd.read_csv(root / "07_model_output/prediction_outcomes.csv")
+    assert {"predicted_close", "actual_close", "predicted_return", "actual_return"} <= set(
+        outcomes.columns
+    )
+    # One drift and one quality snapshot for the run date, however often monitoring ran.
+    index = json.loads(
+        (root / "08_reporting/evidently_workspace/stock_mlops_runs.json").read_text()
+    )
+    (entries,) = index.values()
+    assert sorted((e["run_date"], e["kind"]) for e in entries.values()) == [
+        ("2023-12-29", "drift"),
+        ("2023-12-29", "quality"),
+    ]
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="metrics.`monitoring.drift_share` >= 0"
+    )
+    assert len(runs) >= 1
+    assert {"metrics.monitoring.mae_return", "metrics.monitoring.directional_accuracy"} <= set(
+        runs.columns
+    )
+
+
 def test_inference_rerun_appends_nothing(loop_run, tracking):
     log_path = loop_run.root / "07_model_output/predictions.parquet"
     before = pd.read_parquet(log_path)

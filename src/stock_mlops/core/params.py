@@ -19,6 +19,8 @@ from typing import Any, Literal, Self
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stock_mlops.core.vocabulary import FeatureKind
+
 
 class ParameterError(ValueError):
     """Raised when parameters do not validate; the message names every offending key."""
@@ -366,10 +368,38 @@ class BacktestParams(_Section):
 
 
 # --------------------------------------------------------------------------------- monitoring
+class DriftParams(_Section):
+    # Drift is measured on the features of these kinds (the registry declares each feature's
+    # kind): scale-free quantities whose distribution can change for a reason. Price levels,
+    # price differences, OBV and calendar fields "drift" whenever prices move or months pass.
+    feature_kinds: list[FeatureKind] = Field(
+        default_factory=lambda: ["return", "oscillator", "zscore", "volatility"], min_length=1
+    )
+    # evidently's per-column method and threshold: Wasserstein distance in units of the
+    # reference's standard deviation (drift when above); "ks" would be a p-value (drift below).
+    method: Literal["wasserstein", "psi", "jensenshannon", "kl_div", "ks"] = "wasserstein"
+    threshold: float = Field(0.1, gt=0)
+    # The drift test fails when this share of the monitored features or more has drifted.
+    max_share: float = Field(0.5, gt=0, le=1)
+
+
+class QualityParams(_Section):
+    # The MAE test fails when the model's MAE on return reaches this multiple of the naive
+    # (no-change) forecast's MAE on the same rows.
+    max_mae_ratio_to_naive: float = Field(1.1, gt=0)
+    # The directional test warns (never alerts) when accuracy falls this far below the always-up
+    # base rate of the same rows.
+    direction_tolerance: float = Field(0.05, ge=0, le=1)
+
+
 class MonitoringParams(_Section):
-    # Drift compares the last `current_sessions` of features with the `reference_sessions` before.
+    # The current window: the newest `current_sessions` up to run_date.
     current_sessions: int = Field(60, gt=1)
+    # Drift reference when the deployed model's training window is unknown: the sessions before
+    # the current window.
     reference_sessions: int = Field(250, gt=1)
+    drift: DriftParams = DriftParams()
+    quality: QualityParams = QualityParams()
 
 
 # -------------------------------------------------------------------------------- competition

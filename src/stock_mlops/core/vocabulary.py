@@ -7,6 +7,7 @@ one edit and a typo is an ImportError, not a silently empty filter.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal, get_args
 
 from stock_mlops.core import columns as C
 
@@ -27,6 +28,23 @@ LUDWIG_MODEL, NAIVE_MODEL = "ludwig", "naive_last_close"
 DIRECTION_SIGN = {C.UP: 1, C.DOWN: -1, C.FLAT: 0}
 
 NS_PER_DAY = 86_400 * 10**9
+
+# What a feature measures; every feature group of the registry declares one. Returns,
+# volatility, oscillators and z-scores are scale-free (their distribution can drift for a
+# reason); price levels, price differences and ranges, cumulative volume and calendar fields move
+# with the price or the date, so they "drift" by construction.
+FeatureKind = Literal[
+    "return",
+    "volatility",
+    "oscillator",
+    "zscore",
+    "price_level",
+    "price_difference",
+    "price_range",
+    "volume_level",
+    "calendar",
+]
+FEATURE_KINDS: tuple[str, ...] = get_args(FeatureKind)
 
 # File-name stamps of immutable records (raw archive objects, broker snapshots): sortable text.
 UTC_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"

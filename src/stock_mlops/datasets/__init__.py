@@ -6,6 +6,7 @@ from stock_mlops.datasets.models import (
     PyfuncModelDataset,
     RegisteredModelDataset,
 )
+from stock_mlops.datasets.monitoring import EvidentlyWorkspaceDataset, OptionalDataset
 from stock_mlops.datasets.previous import EarlierRunDataset
 from stock_mlops.datasets.raw_prices import RawPriceArchiveDataset
 from stock_mlops.datasets.run_info import MlflowTagsDataset, RunInfoDataset
@@ -19,7 +20,9 @@ __all__ = [
     "BrokerOrdersDataset",
     "ChampionModelDataset",
     "EarlierRunDataset",
+    "EvidentlyWorkspaceDataset",
     "MlflowTagsDataset",
+    "OptionalDataset",
     "PyfuncModelDataset",
     "RawPriceArchiveDataset",
     "RegisteredModelDataset",

@@ -54,6 +54,10 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         self._fs, self._protocol, self._path = filesystem(filepath, credentials, fs_args)
         self._target = self._make(filepath)
         self.metadata = metadata
+        # kedro-viz previews a dataset that has a `preview` method and takes the preview's kind
+        # from its return annotation: hand on the wrapped dataset's bound method as it is.
+        if hasattr(self._target, "preview"):
+            self.preview = self._target.preview
 
     def _make(self, filepath: str) -> AbstractDataset:
         config = {**self._dataset_config, "filepath": filepath}

@@ -19,9 +19,12 @@ CONTRACT_COLUMNS = [*CONTRACT_FEATURES, *C.TARGETS]
 
 def test_pipeline_contract():
     pipeline = feature_engineering.create_pipeline()
-    assert [n.name for n in pipeline.nodes] == ["feature_engineering.build_features_node"]
+    assert sorted(n.name for n in pipeline.nodes) == [
+        "feature_engineering.build_features_node",
+        "feature_engineering.describe_features_node",
+    ]
     assert pipeline.inputs() == {"prices", "params:feature_engineering"}
-    assert pipeline.outputs() == {"features"}
+    assert pipeline.outputs() == {"features", "feature_kinds"}
 
 
 def test_pipeline_turns_prices_into_features(small_prices):
@@ -36,6 +39,9 @@ def test_pipeline_turns_prices_into_features(small_prices):
     pd.testing.assert_frame_equal(
         features, build_features(small_prices, FeatureEngineeringParams())
     )
+    # Every feature column's kind, for pipelines that choose features by what they measure.
+    kinds = outputs["feature_kinds"]
+    assert set(kinds) <= set(features.columns) and set(CONTRACT_FEATURES) <= set(kinds)
 
 
 def test_parameters_reach_the_node(small_prices):

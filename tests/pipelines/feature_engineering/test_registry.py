@@ -225,3 +225,35 @@ def test_calendar_features_match_pandas_inside_and_outside_the_lookup_table():
 
 def test_close_minus_open(aapl):
     np.testing.assert_array_equal(computed(aapl)["close_minus_open"], aapl.close - aapl.open)
+
+
+# ------------------------------------------------------------------------------------ kinds
+def test_every_feature_declares_what_it_measures():
+    from stock_mlops.core.vocabulary import FEATURE_KINDS
+    from stock_mlops.pipelines.feature_engineering.registry import feature_kinds
+
+    for params in (DEFAULT, IndicatorParams.model_validate(OTHER_WINDOWS["indicators"])):
+        kinds = feature_kinds(params)
+        assert list(kinds) == feature_names(params)
+        assert set(kinds.values()) <= set(FEATURE_KINDS)
+    kinds = feature_kinds(DEFAULT)
+    scale_free = {"return", "oscillator", "zscore", "volatility"}
+    assert sorted(c for c, k in kinds.items() if k in scale_free) == sorted(
+        [
+            "rsi_14",
+            "log_return_1d",
+            "log_return_5d",
+            "log_return_20d",
+            "volatility_20",
+            "volume_zscore_20",
+        ]
+    )
+    # Columns in price units, cumulative volume and the calendar are not scale-free.
+    assert {kinds[c] for c in ("sma_10", "bb_lower_20_2", "macd_12_26_9", "atr_14", "obv")} == {
+        "price_level",
+        "price_difference",
+        "price_range",
+        "volume_level",
+    }
+    assert kinds["month"] == "calendar"
+    assert "month" not in feature_kinds(DEFAULT, calendar_features=False)

@@ -20,7 +20,7 @@ from stock_mlops.pipelines.feature_engineering.kernel import (
     next_session_targets,
     sorted_panel,
 )
-from stock_mlops.pipelines.feature_engineering.registry import feature_specs
+from stock_mlops.pipelines.feature_engineering.registry import feature_kinds, feature_specs
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,21 @@ def build_features(prices: pd.DataFrame, params: FeatureEngineeringParams) -> pd
         len(panel.frame) - len(features),
     )
     return features
+
+
+def describe_features(params: FeatureEngineeringParams) -> dict[str, str]:
+    """The kind of every feature column (``return``, ``oscillator``, ``price_level``, ...).
+
+    Other pipelines choose features by what they measure (monitoring tests only scale-free kinds
+    for drift) without importing this pipeline's registry.
+
+    Args:
+        params: ``params:feature_engineering``.
+
+    Returns:
+        The ``feature_kinds`` document: feature column -> kind.
+    """
+    return feature_kinds(params.indicators, params.calendar_features)
 
 
 def _price_columns(prices: pd.DataFrame) -> pd.DataFrame:

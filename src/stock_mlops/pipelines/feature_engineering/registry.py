@@ -16,7 +16,7 @@ import numpy as np
 import talib
 
 from stock_mlops.core.params import IndicatorParams
-from stock_mlops.core.vocabulary import NS_PER_DAY
+from stock_mlops.core.vocabulary import NS_PER_DAY, FeatureKind
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,12 @@ class Bars:
 
 @dataclass(frozen=True)
 class FeatureGroup:
-    """Features computed together (MACD's three lines share one TA-Lib call)."""
+    """Features computed together (MACD's three lines share one TA-Lib call), and what they
+    measure (monitoring picks the features it tests for drift by kind)."""
 
     names: tuple[str, ...]
     compute: Callable[[Bars], tuple[np.ndarray, ...]]
+    kind: FeatureKind
 
 
 def _num(value: float) -> str:
@@ -69,45 +71,63 @@ def feature_specs(p: IndicatorParams, calendar_features: bool = True) -> list[Fe
     macd = f"{p.macd.fast}_{p.macd.slow}_{p.macd.signal}"
     bb = f"{p.bollinger.window}_{_num(p.bollinger.num_std)}"
     groups = [
-        FeatureGroup((f"rsi_{p.rsi_window}",), lambda b: (talib.RSI(b.close, p.rsi_window),)),
-        FeatureGroup((f"ema_{p.ema_window}",), lambda b: (talib.EMA(b.close, p.ema_window),)),
-        FeatureGroup((f"sma_{p.sma_window}",), lambda b: (talib.SMA(b.close, p.sma_window),)),
-        FeatureGroup((f"dema_{p.dema_window}",), lambda b: (talib.DEMA(b.close, p.dema_window),)),
+        FeatureGroup(
+            (f"rsi_{p.rsi_window}",), lambda b: (talib.RSI(b.close, p.rsi_window),), "oscillator"
+        ),
+        FeatureGroup(
+            (f"ema_{p.ema_window}",), lambda b: (talib.EMA(b.close, p.ema_window),), "price_level"
+        ),
+        FeatureGroup(
+            (f"sma_{p.sma_window}",), lambda b: (talib.SMA(b.close, p.sma_window),), "price_level"
+        ),
+        FeatureGroup(
+            (f"dema_{p.dema_window}",),
+            lambda b: (talib.DEMA(b.close, p.dema_window),),
+            "price_level",
+        ),
+        # MACD is a difference of two EMAs: in price units, it grows with the price.
         FeatureGroup(
             (f"macd_{macd}", f"macd_signal_{macd}", f"macd_hist_{macd}"),
             lambda b: talib.MACD(b.close, p.macd.fast, p.macd.slow, p.macd.signal),
+            "price_difference",
         ),
         FeatureGroup(
             (f"bb_upper_{bb}", f"bb_middle_{bb}", f"bb_lower_{bb}"),
             lambda b: talib.BBANDS(
                 b.close, p.bollinger.window, p.bollinger.num_std, p.bollinger.num_std, 0
             ),
+            "price_level",
         ),
         FeatureGroup(
-            (f"atr_{p.atr_window}",), lambda b: (talib.ATR(b.high, b.low, b.close, p.atr_window),)
+            (f"atr_{p.atr_window}",),
+            lambda b: (talib.ATR(b.high, b.low, b.close, p.atr_window),),
+            "price_range",
         ),
-        FeatureGroup(("obv",), lambda b: (talib.OBV(b.close, b.volume),)),
+        FeatureGroup(("obv",), lambda b: (talib.OBV(b.close, b.volume),), "volume_level"),
     ]
     for lag in p.log_return_windows:
         groups.append(
             FeatureGroup(
                 (f"log_return_{lag}d",),
                 lambda b, lag=lag: (b.log_return_1d if lag == 1 else _log_return(b.close, lag),),
+                "return",
             )
         )
     groups += [
         FeatureGroup(
             (f"volatility_{p.volatility_window}",),
             lambda b: (talib.STDDEV(b.log_return_1d, p.volatility_window, 1.0),),
+            "volatility",
         ),
         FeatureGroup(
             (f"volume_zscore_{p.volume_zscore_window}",),
             lambda b: (_zscore(b.volume, p.volume_zscore_window),),
+            "zscore",
         ),
-        FeatureGroup(("close_minus_open",), lambda b: (b.close - b.open,)),
+        FeatureGroup(("close_minus_open",), lambda b: (b.close - b.open,), "price_difference"),
     ]
     if calendar_features:
-        groups.append(FeatureGroup(("day_of_week", "day_of_month", "month"), _calendar))
+        groups.append(FeatureGroup(("day_of_week", "day_of_month", "month"), _calendar, "calendar"))
     return groups
 
 
@@ -145,3 +165,10 @@ def _day_table() -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
 def feature_names(p: IndicatorParams, calendar_features: bool = True) -> list[str]:
     """Every feature column the registry produces for these parameters."""
     return [name for group in feature_specs(p, calendar_features) for name in group.names]
+
+
+def feature_kinds(p: IndicatorParams, calendar_features: bool = True) -> dict[str, str]:
+    """Every feature column the registry produces, with the kind of quantity it measures."""
+    return {
+        name: group.kind for group in feature_specs(p, calendar_features) for name in group.names
+    }
