@@ -18,15 +18,18 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stock_mlops.core.symbols import validate_symbols
+
 
 class ParameterError(ValueError):
     """Raised when parameters do not validate; the message names every offending key."""
 
 
 class _Section(BaseModel):
-    """Base of every parameter section: unknown keys are errors, values are immutable."""
+    """Base of every parameter section: unknown keys are errors, values are immutable, and every
+    number is finite (``inf`` or ``nan`` would pass any bound check and break later runs)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None, section: str = "") -> Self:
@@ -139,7 +142,8 @@ class DataIngestionParams(_Section):
         cleaned = [s.strip().upper() for s in symbols if s.strip()]
         if len(set(cleaned)) != len(cleaned):
             raise ValueError(f"duplicate symbols in {cleaned}")
-        return cleaned
+        # Symbols become folder names in the raw archive: refuse anything but a plain name.
+        return validate_symbols(cleaned)
 
     @model_validator(mode="after")
     def _csv_needs_dir(self) -> DataIngestionParams:
@@ -306,6 +310,20 @@ class CompetitionParams(_Section):
     random_seed: int = 7
 
 
+# ------------------------------------------------------------------------------------ storage
+class StorageLockParams(_Section):
+    # A second run on the same storage root waits this long for the first, then stops.
+    wait_seconds: float = Field(600.0, ge=0)
+    # A lock whose holder stopped renewing it for this long is stale and may be taken over.
+    lease_seconds: float = Field(120.0, ge=1)
+
+
+class StorageParams(_Section):
+    # An s3:// storage root whose bucket does not exist is an error unless this is true.
+    create_bucket: bool = False
+    lock: StorageLockParams = StorageLockParams()
+
+
 # ------------------------------------------------------------------------------------ the tree
 class ProjectParams(_Section):
     """The whole parameter tree: an unknown top-level key (a CLI typo) is an error too."""
@@ -313,6 +331,7 @@ class ProjectParams(_Section):
     team: str = "base"
     storage_root: str = "data"
     run_date: dt.date | None = None
+    storage: StorageParams = StorageParams()
     data_ingestion: DataIngestionParams = DataIngestionParams()
     feature_engineering: FeatureEngineeringParams = FeatureEngineeringParams()
     training: TrainingParams | None = None
