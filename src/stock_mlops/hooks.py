@@ -101,3 +101,24 @@ class StorageLockHook:
     def _release(self) -> None:
         if self._held:
             self._held.pop().release()
+
+
+class FailureReportHook:
+    """Saves the report a failing node carries, so that a report never describes an older run.
+
+    A node that raises an error with a ``report`` attribute (the ingestion's
+    ``NoValidDataError`` when every symbol fails) gets that report saved to its output named
+    ``data_quality_report`` before the run stops.
+    """
+
+    REPORT_OUTPUTS = ("data_quality_report",)
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Any, catalog: Any) -> None:
+        report = getattr(error, "report", None)
+        if report is None:
+            return
+        for name in node.outputs:
+            if name.rsplit(".", 1)[-1] in self.REPORT_OUTPUTS:
+                catalog.save(name, report)
+                logger.warning("saved %s of this failed run (%d rows)", name, len(report))

@@ -152,14 +152,16 @@ def test_unknown_symbols_and_foreign_files_are_failures_not_errors(tmp_path, fol
     assert "symbol 'ZZZZ' has no CSV file" in reasons["ZZZZ"]
 
 
-def test_every_requested_symbol_failing_is_an_error_but_still_recorded(tmp_path, folder):
+def test_every_requested_symbol_failing_is_recorded_for_the_ingestion_node(tmp_path, folder):
     root = tmp_path / "raw"
     archive = RawPriceArchiveDataset(filepath=str(root))
 
-    with pytest.raises(DatasetError, match="every requested symbol failed .*YYYY.*ZZZZ"):
-        archive.save(csv_request(folder, ["YYYY", "ZZZZ"]))
+    archive.save(csv_request(folder, ["YYYY", "ZZZZ"]))
 
     assert [f["symbol"] for f in manifests(root)[0]["failures"]] == ["YYYY", "ZZZZ"]
+    loaded = archive.load()
+    assert loaded.payloads == {}
+    assert [f.symbol for f in loaded.failures] == ["YYYY", "ZZZZ"]
 
 
 def test_missing_source_folder_is_an_error(tmp_path):

@@ -121,6 +121,12 @@ class ValidationParams(_Section):
     # Missing sessions (against the NYSE calendar) above this share quarantine the symbol.
     max_missing_session_ratio: float = Field(0.02, ge=0, le=1)
     min_rows: int = Field(60, gt=0)
+    # One-day outliers that revert (validation.check_spikes): a move of at least this log
+    # return, this many robust standard deviations out, undone by this share the next day.
+    spike_min_move: float = Field(0.4, gt=0)
+    spike_robust_sigmas: float = Field(10.0, gt=0)
+    spike_revert_share: float = Field(0.5, gt=0, le=1)
+    spike_action: Literal["quarantine", "note"] = "quarantine"
 
 
 class DataIngestionParams(_Section):
