@@ -270,6 +270,30 @@ def test_service_message_echoing_the_key_is_scrubbed(server, clock):
     assert_no_leak(str(caught.value))
 
 
+def test_a_successful_answer_that_echoes_the_key_is_returned_scrubbed(server, clock):
+    body = json.loads(FIXTURE["IBM"].read_bytes())
+    body["Meta Data"]["1. Information"] = f"Daily Prices for apikey {FAKE_KEY}"
+    server.script("IBM", Reply(body=body))
+
+    payload = make(server, clock).fetch("IBM", full=True)
+
+    assert_no_leak(payload.content.decode())
+    assert "Daily Prices for apikey ***" in payload.content.decode()
+
+
+def test_an_answer_for_another_symbol_is_refused(server, clock):
+    server.script("AAPL", Reply(body=FIXTURE["IBM"].read_bytes()))
+
+    with pytest.raises(SourceError, match="the response is for symbol 'IBM', not 'AAPL'"):
+        make(server, clock).fetch("AAPL", full=True)
+
+
+def test_a_symbol_that_is_not_a_name_is_never_requested(server, clock):
+    with pytest.raises(SourceError, match="is not a valid symbol"):
+        make(server, clock).fetch("../IBM", full=True)
+    assert server.received == []
+
+
 # ---------------------------------------------------------------------------- retries and HTTP
 def test_5xx_is_retried_with_exponential_backoff_then_succeeds(server, clock):
     server.script("IBM", Reply(status=503, body="busy"), Reply(status=502, body="bad gateway"))

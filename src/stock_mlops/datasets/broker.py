@@ -371,7 +371,7 @@ class _BrokerDataset(AbstractDataset):
         except FileNotFoundError:
             return None, "missing"
         try:
-            state = json.loads(raw, parse_constant=_refuse_constant)
+            state = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
         except UnicodeDecodeError:
             return None, "it is not UTF-8 text"
         except ValueError as exc:

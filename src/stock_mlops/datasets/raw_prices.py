@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 # Environment variables holding keys a source might echo back in a response.
 SECRET_VARIABLES = ("ALPHAVANTAGE_API_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY")
 _REDACTED = b"***"
-_APIKEY_PARAM = re.compile(rb"(apikey=)[^&\s'\"<]+", re.IGNORECASE)
+_APIKEY_PARAM = re.compile(rb"(apikey=)[^&\s'\"<)]+", re.IGNORECASE)
 # Shorter values are not keys (and replacing them would damage ordinary text).
 _MIN_SECRET_LENGTH = 8
 
