@@ -1,4 +1,4 @@
-"""Fault injection for the fault suite (``tests/faults``, ``benchmarks/bench_faults.py``).
+"""Fault injection for the fault suite (``tests/faults``).
 
 Absent from normal runs: the hook is registered only when ``STOCK_MLOPS_FAULT`` is set, and the
 datasets contain no fault code at all. The harness sets::
@@ -11,18 +11,20 @@ datasets contain no fault code at all. The harness sets::
                                   earlier node's outputs are saved
                 end               after the last node, before the run ends (the run lock and
                                   MLflow run are still open)
-                save:<dataset>#k  inside the save of <dataset>, at its k-th change of a file
-                                  under STOCK_MLOPS_FAULT_ROOT (a file opened for writing, a
-                                  rename, a link, a removal): a kill between writing a temporary
-                                  file and renaming it, between a journal entry and the state
-                                  file, and so on
+                saved:<dataset>   right after <dataset> was saved
+                save:<dataset>#k  inside the save of <dataset>, right before its k-th change
+                                  of a file under STOCK_MLOPS_FAULT_ROOT (a file opened for
+                                  writing, a rename, a link, a removal): a kill between
+                                  writing a temporary file and renaming it, between a journal
+                                  entry and the state file, and so on
     STOCK_MLOPS_FAULT_TRACE=<file>  appends one JSON line per node start and per save, with the
-                                    number of file changes the save made, so the harness can plan
-                                    every kill point of a pipeline.
+                                    file changes the save made (event and file name), so the
+                                    harness can plan every kill point of a pipeline.
 
 File changes are seen through CPython's audit hooks (PEP 578), so any dataset, the project's or
 Kedro's, can be killed mid-save without code in it. Object-store saves make no local file
-change; the S3 suite kills the S3 endpoint instead (a proxy in the harness).
+change, so ``save:<dataset>#k`` never fires on an ``s3://`` root; node boundaries, ``saved:`` and
+``end`` do.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class FaultInjectionHook:
         )
         self._trace = os.environ.get(TRACE_VARIABLE, "")
         self._saving: str | None = None
-        self._changes = 0
+        self._changes: list[list[str]] = []
         self._target, self._nth = "", 0
         if point.startswith("save:"):
             name, _, nth = point[len("save:") :].rpartition("#")
@@ -87,13 +89,14 @@ class FaultInjectionHook:
     @hook_impl
     def before_dataset_saved(self, dataset_name: str) -> None:
         with self._lock:
-            self._saving, self._changes = dataset_name, 0
+            self._saving, self._changes = dataset_name, []
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
         with self._lock:
             changes, self._saving = self._changes, None
         self._record({"save": dataset_name, "changes": changes})
+        self._at(f"saved:{dataset_name}")
 
     # ---------------------------------------------------------------- internals
     def _at(self, point: str) -> None:
@@ -113,8 +116,8 @@ class FaultInjectionHook:
         with self._lock:
             if self._saving is None:
                 return
-            self._changes += 1
-            due = self._saving == self._target and self._changes == self._nth
+            self._changes.append([event, os.path.basename(os.fsdecode(args[0]))])
+            due = self._saving == self._target and len(self._changes) == self._nth
         if due and self.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
 
