@@ -7,7 +7,13 @@ import yaml
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from stock_mlops.hooks import LocalTrackingStoreHook, ParameterValidationHook
+from stock_mlops.faults import fault_hooks
+from stock_mlops.hooks import (
+    FailureReportHook,
+    LocalTrackingStoreHook,
+    ParameterValidationHook,
+    StorageLockHook,
+)
 
 
 def _project_root() -> Path:
@@ -33,9 +39,18 @@ def local_tracking_uri(relative: str = LOCAL_TRACKING_DB) -> str:
 
 
 def local_artifact_location(relative: str = LOCAL_ARTIFACTS) -> str | None:
-    """Artifacts next to the local store; None (the server's own store) with a remote server."""
+    """Artifacts next to the local store; None (the server's own store) with a remote server.
+
+    With ``MLFLOW_TRACKING_URI=sqlite:///<dir>/<file>.db`` the artifacts go to ``<dir>/artifacts``,
+    beside that store: a store elsewhere (a test's temporary folder) never fills the project's
+    ``mlflow/``. A file store keeps its artifacts itself.
+    """
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri.startswith(("http://", "https://", "databricks")):
+        return None
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
+    if uri:
         return None
     return (_project_root() / relative).as_uri()
 
@@ -58,7 +73,14 @@ def team_storage_roots() -> dict[str, str]:
     return roots
 
 
-HOOKS = (LocalTrackingStoreHook(), ParameterValidationHook())
+HOOKS = (
+    LocalTrackingStoreHook(),
+    ParameterValidationHook(),
+    StorageLockHook(),
+    FailureReportHook(),
+    # Only when the fault suite sets STOCK_MLOPS_FAULT (stock_mlops/faults.py).
+    *fault_hooks(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

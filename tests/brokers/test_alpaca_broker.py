@@ -138,6 +138,31 @@ def test_account_maps_cash_positions_clock_and_known_orders(fake, broker):
     assert listing.query["status"] == "all" and listing.query["limit"] == "500"
 
 
+def test_the_snapshot_carries_buying_power_and_the_recent_orders_with_their_fills(fake, broker):
+    placed = broker.submit_order(_order(qty=10))
+    fake.fill_order(placed.broker_order_id, 190.0)
+
+    snapshot = broker.account()
+
+    assert snapshot.buying_power == pytest.approx(float(fake.account_json()["buying_power"]))
+    (report,) = snapshot.orders
+    assert (report.client_order_id, report.status, report.filled_qty) == (
+        placed.client_order_id,
+        "filled",
+        10.0,
+    )
+    assert report.filled_avg_price == 190.0 and report.filled_at
+
+
+def test_a_position_whose_symbol_is_not_a_name_is_refused(fake, broker):
+    fake.add_position("MSFT", 5, 300.0, 376.04)
+    fake.positions["../ETC"] = {"qty": 1.0, "avg_entry_price": 1.0}
+    fake.set_price("../ETC", 1.0)
+
+    with pytest.raises(BrokerError, match=r"position symbol '\.\./ETC' is not a valid symbol"):
+        broker.account()
+
+
 @pytest.mark.parametrize(
     ("now", "is_open", "next_open", "session"),
     [

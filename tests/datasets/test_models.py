@@ -22,6 +22,8 @@ def store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    # An explicit artifact folder: MLflow's default is ./mlruns in the working directory.
+    mlflow.create_experiment("models-test", artifact_location=(tmp_path / "artifacts").as_uri())
     mlflow.set_experiment("models-test")
     yield uri
     if mlflow.active_run():

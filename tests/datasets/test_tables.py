@@ -221,3 +221,60 @@ def test_new_rows_keep_the_logs_date_type(tmp_path):
     log = dataset.load()
     assert pd.api.types.is_datetime64_any_dtype(log["d"])
     assert list(log["d"]) == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
+
+
+def test_columns_a_newer_version_added_widen_an_older_log(tmp_path):
+    target = tmp_path / "orders.parquet"
+    old = pd.DataFrame({"client_order_id": ["a"], "status": ["approved"]})
+    AppendOnlyParquetDataset(filepath=str(target), key_columns=["client_order_id"]).save(old)
+    log = AppendOnlyParquetDataset(
+        filepath=str(target), key_columns=["client_order_id"], added_columns=["event"]
+    )
+
+    log.save(pd.DataFrame({"client_order_id": ["a", "b"], "status": ["x", "y"], "event": "e"}))
+
+    stored = log.load()
+    assert stored["client_order_id"].tolist() == ["a", "b"]
+    assert stored["status"].tolist() == ["approved", "y"]  # the old row is kept as it was
+    assert stored["event"].isna().tolist() == [True, False]
+    with pytest.raises(DatasetError, match="differ from the log"):
+        log.save(pd.DataFrame({"client_order_id": ["c"], "status": ["z"], "other": 1}))
+
+
+APPENDER = """
+import sys
+import pandas as pd
+from stock_mlops.datasets import AppendOnlyParquetDataset
+path, start, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+log = AppendOnlyParquetDataset(filepath=path, key_columns=["key"])
+for batch in range(start, stop, 5):
+    log.save(pd.DataFrame({"key": list(range(batch, min(batch + 5, stop))), "writer": start}))
+"""
+
+
+def test_processes_appending_at_once_lose_and_duplicate_no_row(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from helpers import PROJECT
+
+    target = tmp_path / "log.parquet"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT / "src")}
+    # Three writers, overlapping key ranges, 8 read-modify-write cycles each.
+    ranges = [(0, 40), (20, 60), (40, 80)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, str(target), str(a), str(b)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for a, b in ranges
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0, writer.stderr.read()
+
+    stored = pd.read_parquet(target)
+    assert sorted(stored["key"]) == list(range(80))
+    assert not stored["key"].duplicated().any()

@@ -20,11 +20,14 @@ import pandas as pd
 import pytest
 from fakes.alphavantage_server import FakeAlphaVantage, Reply
 from helpers import FIXTURES
-from kedro.io.core import DatasetError
 
 from stock_mlops.core.params import AlphaVantageParams, DataIngestionParams, ParameterError
 from stock_mlops.datasets.raw_prices import RawPriceArchiveDataset
-from stock_mlops.pipelines.data_ingestion.nodes import build_price_request, clean_prices
+from stock_mlops.pipelines.data_ingestion.nodes import (
+    NoValidDataError,
+    build_price_request,
+    clean_prices,
+)
 from stock_mlops.pipelines.data_ingestion.parsers import parse_payload
 from stock_mlops.sources.alphavantage import API_KEY_ENV, AlphaVantageSource, alphavantage_error
 from stock_mlops.sources.base import PriceRequest, SourceError, make_source
@@ -265,6 +268,30 @@ def test_service_message_echoing_the_key_is_scrubbed(server, clock):
 
     assert "We have detected your API key as *** and our rate limit" in str(caught.value)
     assert_no_leak(str(caught.value))
+
+
+def test_a_successful_answer_that_echoes_the_key_is_returned_scrubbed(server, clock):
+    body = json.loads(FIXTURE["IBM"].read_bytes())
+    body["Meta Data"]["1. Information"] = f"Daily Prices for apikey {FAKE_KEY}"
+    server.script("IBM", Reply(body=body))
+
+    payload = make(server, clock).fetch("IBM", full=True)
+
+    assert_no_leak(payload.content.decode())
+    assert "Daily Prices for apikey ***" in payload.content.decode()
+
+
+def test_an_answer_for_another_symbol_is_refused(server, clock):
+    server.script("AAPL", Reply(body=FIXTURE["IBM"].read_bytes()))
+
+    with pytest.raises(SourceError, match="the response is for symbol 'IBM', not 'AAPL'"):
+        make(server, clock).fetch("AAPL", full=True)
+
+
+def test_a_symbol_that_is_not_a_name_is_never_requested(server, clock):
+    with pytest.raises(SourceError, match="is not a valid symbol"):
+        make(server, clock).fetch("../IBM", full=True)
+    assert server.received == []
 
 
 # ---------------------------------------------------------------------------- retries and HTTP
@@ -553,18 +580,21 @@ def test_failed_refresh_keeps_the_archived_history_and_reports_it(server, two_ru
     assert not quality.loc[quality["symbol"] == "AAPL", "quarantined"].any()
 
 
-def test_every_symbol_failing_fails_the_save(server, tmp_path):
+def test_every_symbol_failing_is_recorded_and_stops_the_ingestion_naming_each(server, tmp_path):
     archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
     server.script("AAPL", Reply(body={"Note": NOTE_RATE}))
     server.script("IBM", *[Reply(status=503)] * 2)
+    params = ingestion(server, ["AAPL", "IBM"])
 
-    with pytest.raises(DatasetError) as caught:
-        archive.save(build_price_request(ingestion(server, ["AAPL", "IBM"]), None))
+    archive.save(build_price_request(params, None))  # recorded: the ingestion node decides
+    with pytest.raises(NoValidDataError) as caught:
+        clean_prices(archive.load(), params, None)
 
     message = str(caught.value)
-    assert "every requested symbol failed" in message
     assert "AAPL" in message and "5 calls per minute" in message
     assert "IBM" in message and "HTTP 503" in message
+    report = caught.value.report
+    assert set(report["symbol"]) == {"AAPL", "IBM"} and report["quarantined"].all()
 
 
 def test_daily_budget_counts_earlier_runs_of_the_day(server, tmp_path):
@@ -572,10 +602,17 @@ def test_daily_budget_counts_earlier_runs_of_the_day(server, tmp_path):
     archive = RawPriceArchiveDataset(filepath=str(tmp_path / "raw"))
     archive.save(build_price_request(params, None))
 
-    with pytest.raises(DatasetError, match="daily budget used up"):
-        archive.save(build_price_request(params, None))
+    archive.save(build_price_request(params, None))
 
-    assert len(server.received) == 2
+    assert len(server.received) == 2, "the second fetch of the day sent nothing"
+    loaded = archive.load()
+    assert {f.symbol for f in loaded.failures} == {"AAPL", "IBM"}
+    assert all("daily budget used up" in f.reason for f in loaded.failures)
+    # The archive of the first fetch still serves: the symbols are noted, not quarantined.
+    prices, report = clean_prices(loaded, params, None)
+    assert set(prices["symbol"]) == {"AAPL", "IBM"}
+    fetch_rows = report[report["stage"] == "fetch"]
+    assert fetch_rows["notes"].str.contains("daily budget used up").all()
 
 
 @pytest.mark.parametrize("datatype", ["json", "csv"])

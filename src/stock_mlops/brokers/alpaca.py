@@ -38,6 +38,7 @@ from stock_mlops.core.broker_types import (
     Position,
 )
 from stock_mlops.core.calendar import NEW_YORK
+from stock_mlops.core.symbols import is_valid_symbol
 from stock_mlops.integrations.alpaca import (
     MissingCredentialsError,
     apply_request_timeout,
@@ -196,12 +197,15 @@ class AlpacaBroker:
         cash = _number(raw, "cash", "account")
         positions = self.positions()
         clock = self.clock()
+        recent = self._recent_orders(clock.timestamp)
         snapshot = AccountSnapshot(
             broker=self.name,
             cash=cash,
             positions=positions,
             clock=clock,
-            known_client_order_ids=self._recent_client_order_ids(clock.timestamp),
+            known_client_order_ids=frozenset(str(row["client_order_id"]) for row in recent),
+            buying_power=_optional_number(raw.get("buying_power")),
+            orders=tuple(order_report(row) for row in recent),
         )
         reported = _optional_number(raw.get("equity"))
         if reported and abs(snapshot.equity - reported) > EQUITY_TOLERANCE * reported:
@@ -233,7 +237,12 @@ class AlpacaBroker:
         rows = self._call("get_all_positions", "", self._client.get_all_positions)
         positions = {}
         for row in rows:
-            symbol = str(row["symbol"])
+            symbol = str(row.get("symbol"))
+            if not is_valid_symbol(symbol):
+                # A position names a symbol that reaches orders and reports: a name only.
+                raise BrokerError(
+                    f"alpaca get_all_positions: position symbol {symbol!r} is not a valid symbol"
+                )
             qty = _number(row, "qty", f"position {symbol}")
             avg_price = _number(row, "avg_entry_price", f"position {symbol}")
             market_value = _optional_number(row.get("market_value"))
@@ -260,7 +269,7 @@ class AlpacaBroker:
             raise self._error("get_order_by_client_id", client_order_id, exc) from exc
         return order_report(raw)
 
-    def _recent_client_order_ids(self, now: dt.datetime) -> frozenset[str]:
+    def _recent_orders(self, now: dt.datetime) -> list[dict[str, Any]]:
         request = GetOrdersRequest(
             status=QueryOrderStatus.ALL,
             limit=MAX_ORDERS_PER_REQUEST,
@@ -275,7 +284,7 @@ class AlpacaBroker:
                 MAX_ORDERS_PER_REQUEST,
                 RECENT_ORDER_DAYS,
             )
-        return frozenset(str(row["client_order_id"]) for row in rows)
+        return rows
 
     # ------------------------------------------------------------------------ trading
     def submit_order(self, order: OrderRequest) -> OrderReport:

@@ -7,26 +7,159 @@ class day by day, so live paper trading and the backtest share one execution mod
 - ``fill_at: next_open`` leaves it pending until the next session's open;
 - buys pay ``slippage_bps`` above the price, sells receive it below; ``commission_bps`` of the
   notional is charged on every fill; no shorting, no margin.
+
+Every change of the state is an *event* applied by :func:`apply_event` (``opened``: the initial
+cash deposit; ``mark``: a session's closes; ``order``: an order accepted or rejected; ``fill``: a
+fill with its cash movement; ``cancel``; ``restored``: a whole state taken over from an account
+file written before the journal existed). A broker created with ``journal=True`` keeps the events
+it applied in :attr:`LocalPaperBroker.events`, and :func:`replay` rebuilds the exact state from
+them: the trading datasets store those events in an append-only journal, the source of truth of
+the account, and the state file is only a cache of the replay.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
 from stock_mlops.core import calendar
 from stock_mlops.core.broker_types import (
+    FINAL_STATES,
     AccountSnapshot,
     Clock,
     OrderReport,
     OrderRequest,
     Position,
 )
+from stock_mlops.core.symbols import is_valid_symbol
 
 _QTY_EPSILON = 1e-9
+# Orders submitted this many calendar days before the account's date are listed in a snapshot
+# (with every order still open), as Alpaca's recent orders are.
+RECENT_ORDER_DAYS = 10
+EVENT_KINDS = ("opened", "mark", "order", "fill", "cancel", "restored")
+
+
+class JournalError(ValueError):
+    """An event cannot be applied (unknown kind, an order that does not exist)."""
+
+
+def _empty_state() -> dict[str, Any]:
+    return {
+        "cash": 0.0,
+        "initial_cash": 0.0,
+        "positions": {},
+        "orders": {},
+        "pending": [],
+        "fills": [],
+        "last_prices": {},
+        "as_of": None,
+    }
+
+
+def apply_event(state: dict[str, Any], event: dict[str, Any]) -> None:
+    """Applies one journal event to ``state`` in place (the only way the live broker changes).
+
+    Args:
+        state: A broker state (see :meth:`LocalPaperBroker.new_state`).
+        event: One event (see the module docstring).
+
+    Raises:
+        JournalError: For an unknown kind or an event about an order the state does not hold.
+    """
+    kind = event.get("kind")
+    if kind == "opened":
+        state["cash"] = float(event["cash"])
+        state["initial_cash"] = float(event["cash"])
+    elif kind == "mark":
+        state["last_prices"].update(event["closes"])
+        state["as_of"] = event["date"]
+    elif kind == "order":
+        record = dict(event["order"])
+        state["orders"][record["client_order_id"]] = record
+        if record["status"] == "accepted":
+            state["pending"].append(record["client_order_id"])
+    elif kind == "fill":
+        _apply_fill(state, event)
+    elif kind == "cancel":
+        record = _order_of(state, event)
+        record.update(status=event["status"], message=event["message"])
+        _drop_pending(state, record["client_order_id"])
+    elif kind == "restored":
+        state.clear()
+        state.update(copy.deepcopy(event["state"]))
+    else:
+        raise JournalError(f"unknown journal event kind {kind!r} (known: {', '.join(EVENT_KINDS)})")
+
+
+def _order_of(state: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    record = state["orders"].get(event["client_order_id"])
+    if record is None:
+        raise JournalError(f"{event['kind']} event for unknown order {event['client_order_id']}")
+    return record
+
+
+def _drop_pending(state: dict[str, Any], client_order_id: str) -> None:
+    if client_order_id in state["pending"]:
+        state["pending"].remove(client_order_id)
+
+
+def _apply_fill(state: dict[str, Any], event: dict[str, Any]) -> None:
+    record = _order_of(state, event)
+    symbol, side, qty, price = record["symbol"], record["side"], event["qty"], event["price"]
+    positions = state["positions"]
+    if side == "buy":
+        held = positions.setdefault(symbol, {"qty": 0.0, "avg_price": 0.0})
+        total = held["qty"] + qty
+        held["avg_price"] = (held["avg_price"] * held["qty"] + qty * price) / total
+        held["qty"] = total
+    else:
+        held = positions[symbol]
+        held["qty"] -= qty
+        if held["qty"] <= _QTY_EPSILON:
+            del positions[symbol]
+    state["cash"] += event["cash_delta"]
+    record.update(
+        status=event["status"],
+        filled_qty=qty,
+        filled_avg_price=price,
+        fee=event["fee"],
+        filled_at=event["date"],
+        message=event["message"],
+    )
+    _drop_pending(state, record["client_order_id"])
+    state["fills"].append(
+        {
+            "date": event["date"],
+            "symbol": symbol,
+            "side": side,
+            "qty": qty,
+            "price": price,
+            "fee": event["fee"],
+            "realized_pnl": event["realized_pnl"],
+            "client_order_id": record["client_order_id"],
+        }
+    )
+
+
+def replay(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The state a journal describes: every event applied in order to an empty account.
+
+    Args:
+        events: The journal's events, oldest first.
+
+    Returns:
+        The broker state.
+    """
+    state = _empty_state()
+    for event in events:
+        apply_event(state, event)
+    return state
 
 
 class LocalPaperBroker:
@@ -41,6 +174,7 @@ class LocalPaperBroker:
         fill_at: str = "close",
         commission_bps: float = 0.0,
         slippage_bps: float = 0.0,
+        journal: bool = False,
     ) -> None:
         if fill_at not in ("close", "next_open"):
             raise ValueError(f"fill_at must be 'close' or 'next_open', got '{fill_at}'")
@@ -48,20 +182,29 @@ class LocalPaperBroker:
         self.fill_at = fill_at
         self.commission = commission_bps / 10_000
         self.slippage = slippage_bps / 10_000
+        # The events applied since creation (kept only when journaled: the backtest applies
+        # thousands of marks that nobody stores).
+        self.journal = journal
+        self.events: list[dict[str, Any]] = []
 
     @staticmethod
     def new_state(initial_cash: float) -> dict[str, Any]:
         """A fresh account holding only cash."""
-        return {
-            "cash": float(initial_cash),
-            "initial_cash": float(initial_cash),
-            "positions": {},
-            "orders": {},
-            "pending": [],
-            "fills": [],
-            "last_prices": {},
-            "as_of": None,
-        }
+        state = _empty_state()
+        apply_event(state, {"kind": "opened", "cash": float(initial_cash)})
+        return state
+
+    @classmethod
+    def open_account(cls, initial_cash: float, **kwargs: Any) -> LocalPaperBroker:
+        """A fresh journaled account: its first event is the deposit of ``initial_cash``."""
+        broker = cls(_empty_state(), journal=True, **kwargs)
+        broker._apply({"kind": "opened", "cash": float(initial_cash)})
+        return broker
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        apply_event(self.state, event)
+        if self.journal:
+            self.events.append(event)
 
     # ------------------------------------------------------------------ market data
     def open_session(self, date: Any, opens: dict[str, float]) -> list[dict[str, Any]]:
@@ -71,16 +214,14 @@ class LocalPaperBroker:
         """
         stamp = pd.Timestamp(date).date().isoformat()
         pending = [self.state["orders"][cid] for cid in self.state["pending"]]
-        still_pending, fills = [], []
+        fills = []
         for order in sorted(pending, key=lambda o: o["side"] != "sell"):
             price = opens.get(order["symbol"])
             if price is None or not math.isfinite(price) or price <= 0:
-                still_pending.append(order["client_order_id"])
-                continue
+                continue  # stays pending
             fill = self._fill(order, price, stamp)
             if fill:
                 fills.append(fill)
-        self.state["pending"] = still_pending
         return fills
 
     def close_session(self, date: Any, closes: dict[str, float]) -> None:
@@ -89,10 +230,12 @@ class LocalPaperBroker:
         A missing, NaN or non-positive close is ignored: positions stay marked at the last valid
         one.
         """
-        self.state["last_prices"].update(
-            {s: float(p) for s, p in closes.items() if p is not None and math.isfinite(p) and p > 0}
+        valid = {
+            s: float(p) for s, p in closes.items() if p is not None and math.isfinite(p) and p > 0
+        }
+        self._apply(
+            {"kind": "mark", "date": pd.Timestamp(date).date().isoformat(), "closes": valid}
         )
-        self.state["as_of"] = pd.Timestamp(date).date().isoformat()
 
     # ----------------------------------------------------------------- broker interface
     def clock(self) -> Clock:
@@ -120,13 +263,34 @@ class LocalPaperBroker:
         }
 
     def account(self) -> AccountSnapshot:
+        as_of = self.state["as_of"]
         return AccountSnapshot(
             broker=self.name,
             cash=self.state["cash"],
             positions=self.positions(),
             clock=self.clock(),
             known_client_order_ids=frozenset(self.state["orders"]),
+            # No margin: the simulated account can spend its cash and nothing more.
+            buying_power=self.state["cash"],
+            as_of=None if as_of is None else dt.date.fromisoformat(as_of),
+            orders=tuple(self.recent_orders()),
         )
+
+    def recent_orders(self, days: int = RECENT_ORDER_DAYS) -> list[OrderReport]:
+        """Orders submitted in the last ``days`` calendar days, and every order still open."""
+        as_of = self.state["as_of"]
+        since = (
+            None
+            if as_of is None
+            else (dt.date.fromisoformat(as_of) - dt.timedelta(days=days)).isoformat()
+        )
+        return [
+            _report(record)
+            for record in self.state["orders"].values()
+            if record["status"] not in FINAL_STATES
+            or since is None
+            or str(record.get("submitted_at") or "") >= since
+        ]
 
     def equity(self) -> float:
         """Cash plus positions at the last closing prices (the same sum as the snapshot's)."""
@@ -159,22 +323,22 @@ class LocalPaperBroker:
             "filled_at": None,
             "message": "",
         }
-        self.state["orders"][order.client_order_id] = record
         problem = self._check(record)
+        price = self.state["last_prices"].get(order.symbol)
+        if not problem and self.fill_at == "close" and price is None:
+            problem = f"no closing price for {order.symbol}"
         if problem:
             record.update(status="rejected", message=problem)
-        elif self.fill_at == "close":
-            price = self.state["last_prices"].get(order.symbol)
-            if price is None:
-                record.update(status="rejected", message=f"no closing price for {order.symbol}")
-            else:
-                self._fill(record, price, self.state["as_of"])
-        else:
-            self.state["pending"].append(order.client_order_id)
-        return _report(record)
+        self._apply({"kind": "order", "order": record})
+        record = self.state["orders"][order.client_order_id]
+        if not problem and self.fill_at == "close":
+            self._fill(record, price, self.state["as_of"])
+        return _report(self.state["orders"][order.client_order_id])
 
     # ------------------------------------------------------------------------ internals
     def _check(self, record: dict[str, Any]) -> str:
+        if not is_valid_symbol(record["symbol"]):
+            return f"{record['symbol']!r} is not a valid symbol"
         if not record["qty"] > 0:
             return f"quantity must be positive, got {record['qty']}"
         if record["side"] == "sell":
@@ -184,65 +348,61 @@ class LocalPaperBroker:
         return ""
 
     def _fill(self, record: dict[str, Any], price: float, date: str) -> dict[str, Any] | None:
-        symbol, side, qty = record["symbol"], record["side"], record["qty"]
+        """Fills ``record`` at ``price`` (before slippage) as far as cash or holdings allow."""
+        cid, symbol, side, qty = (record[k] for k in ("client_order_id", "symbol", "side", "qty"))
         fill_price = price * (1 + self.slippage) if side == "buy" else price * (1 - self.slippage)
-        cash = self.state["cash"]
         positions = self.state["positions"]
+        message = record["message"]
         if side == "buy":
-            affordable = cash / (fill_price * (1 + self.commission))
+            affordable = self.state["cash"] / (fill_price * (1 + self.commission))
             if affordable + _QTY_EPSILON < qty:
                 qty = math.floor(affordable) if float(qty).is_integer() else affordable
-                record["message"] = "remainder expired: insufficient cash at fill"
+                message = "remainder expired: insufficient cash at fill"
             if qty <= 0:
-                record.update(status="canceled", message="insufficient cash at fill")
+                self._cancel(cid, "insufficient cash at fill")
                 return None
         else:
             # Another pending sell may have emptied the position since this one was accepted.
             held_qty = positions.get(symbol, {}).get("qty", 0.0)
             if held_qty <= _QTY_EPSILON:
-                record.update(status="canceled", message=f"no {symbol} left to sell at fill")
+                self._cancel(cid, f"no {symbol} left to sell at fill")
                 return None
             if held_qty + _QTY_EPSILON < qty:
                 qty = held_qty
-                record["message"] = f"remainder expired: only {held_qty} {symbol} held at fill"
+                message = f"remainder expired: only {held_qty} {symbol} held at fill"
         notional = qty * fill_price
         fee = notional * self.commission
         realized = None
         if side == "sell":
             realized = (fill_price - positions[symbol]["avg_price"]) * qty - fee
-        if side == "buy":
-            held = positions.setdefault(symbol, {"qty": 0.0, "avg_price": 0.0})
-            total = held["qty"] + qty
-            held["avg_price"] = (held["avg_price"] * held["qty"] + notional) / total
-            held["qty"] = total
-            self.state["cash"] = cash - notional - fee
-        else:
-            held = positions[symbol]
-            held["qty"] -= qty
-            if held["qty"] <= _QTY_EPSILON:
-                del positions[symbol]
-            self.state["cash"] = cash + notional - fee
-        # The simulated market has one fill per order: a short fill is final, its remainder
-        # expires (Alpaca's "partially_filled" would mean the order is still working).
-        record.update(
-            status="filled" if qty + _QTY_EPSILON >= record["qty"] else "expired",
-            filled_qty=qty,
-            filled_avg_price=fill_price,
-            fee=fee,
-            filled_at=date,
+        self._apply(
+            {
+                "kind": "fill",
+                "client_order_id": cid,
+                "date": date,
+                "qty": qty,
+                "price": fill_price,
+                "fee": fee,
+                # The cash movement of this fill, stated once so the journal shows it.
+                "cash_delta": -notional - fee if side == "buy" else notional - fee,
+                "realized_pnl": realized,
+                # One fill per order in the simulated market: a short fill is final and its
+                # remainder expires (Alpaca's "partially_filled" means still working).
+                "status": "filled" if qty + _QTY_EPSILON >= record["qty"] else "expired",
+                "message": message,
+            }
         )
-        fill = {
-            "date": date,
-            "symbol": symbol,
-            "side": side,
-            "qty": qty,
-            "price": fill_price,
-            "fee": fee,
-            "realized_pnl": realized,
-            "client_order_id": record["client_order_id"],
-        }
-        self.state["fills"].append(fill)
-        return fill
+        return self.state["fills"][-1]
+
+    def _cancel(self, client_order_id: str, message: str) -> None:
+        self._apply(
+            {
+                "kind": "cancel",
+                "client_order_id": client_order_id,
+                "status": "canceled",
+                "message": message,
+            }
+        )
 
 
 def _report(record: dict[str, Any]) -> OrderReport:

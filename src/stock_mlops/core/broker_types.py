@@ -86,18 +86,32 @@ class OrderReport:
 
 @dataclass(frozen=True)
 class AccountSnapshot:
-    """Cash, positions and clock at one moment, plus the client order ids the broker knows."""
+    """Cash, positions and clock at one moment, plus the client order ids the broker knows.
+
+    ``orders`` are the broker's reports of its recent orders (the last days' and every open
+    one): their fills and statuses feed the order log's status history and the account report.
+    ``as_of`` is the trading date the snapshot was taken for; ``buying_power`` is the broker's
+    (the simulated account has no margin: its cash).
+    """
 
     broker: str
     cash: float
     positions: dict[str, Position]
     clock: Clock
     known_client_order_ids: frozenset[str] = field(default_factory=frozenset)
+    buying_power: float | None = None
+    as_of: dt.date | None = None
+    orders: tuple[OrderReport, ...] = ()
 
     @property
     def equity(self) -> float:
         """Cash plus the market value of every position."""
         return self.cash + sum(p.market_value for p in self.positions.values())
+
+    @property
+    def positions_value(self) -> float:
+        """The market value of every position."""
+        return sum(p.market_value for p in self.positions.values())
 
 
 @dataclass(frozen=True)

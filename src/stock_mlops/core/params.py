@@ -19,6 +19,7 @@ from typing import Any, Literal, Self
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stock_mlops.core.symbols import validate_symbols
 from stock_mlops.core.vocabulary import FeatureKind
 
 
@@ -27,9 +28,10 @@ class ParameterError(ValueError):
 
 
 class _Section(BaseModel):
-    """Base of every parameter section: unknown keys are errors, values are immutable."""
+    """Base of every parameter section: unknown keys are errors, values are immutable, and every
+    number is finite (``inf`` or ``nan`` would pass any bound check and break later runs)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None, section: str = "") -> Self:
@@ -121,6 +123,12 @@ class ValidationParams(_Section):
     # Missing sessions (against the NYSE calendar) above this share quarantine the symbol.
     max_missing_session_ratio: float = Field(0.02, ge=0, le=1)
     min_rows: int = Field(60, gt=0)
+    # One-day outliers that revert (validation.check_spikes): a move of at least this log
+    # return, this many robust standard deviations out, undone by this share the next day.
+    spike_min_move: float = Field(0.4, gt=0)
+    spike_robust_sigmas: float = Field(10.0, gt=0)
+    spike_revert_share: float = Field(0.5, gt=0, le=1)
+    spike_action: Literal["quarantine", "note"] = "quarantine"
 
 
 class DataIngestionParams(_Section):
@@ -144,7 +152,8 @@ class DataIngestionParams(_Section):
         cleaned = [s.strip().upper() for s in symbols if s.strip()]
         if len(set(cleaned)) != len(cleaned):
             raise ValueError(f"duplicate symbols in {cleaned}")
-        return cleaned
+        # Symbols become folder names in the raw archive: refuse anything but a plain name.
+        return validate_symbols(cleaned)
 
     @model_validator(mode="after")
     def _csv_needs_dir(self) -> DataIngestionParams:
@@ -418,6 +427,20 @@ class CompetitionParams(_Section):
     min_live_sessions: int = Field(20, ge=2)
 
 
+# ------------------------------------------------------------------------------------ storage
+class StorageLockParams(_Section):
+    # A second run on the same storage root waits this long for the first, then stops.
+    wait_seconds: float = Field(600.0, ge=0)
+    # A lock whose holder stopped renewing it for this long is stale and may be taken over.
+    lease_seconds: float = Field(120.0, ge=1)
+
+
+class StorageParams(_Section):
+    # An s3:// storage root whose bucket does not exist is an error unless this is true.
+    create_bucket: bool = False
+    lock: StorageLockParams = StorageLockParams()
+
+
 # ------------------------------------------------------------------------------------ the tree
 class ProjectParams(_Section):
     """The whole parameter tree: an unknown top-level key (a CLI typo) is an error too."""
@@ -426,6 +449,7 @@ class ProjectParams(_Section):
     storage_root: str = "data"
     # Everything as known at the close of this NYSE session; null: the newest session in the data.
     run_date: dt.date | None = None
+    storage: StorageParams = StorageParams()
     data_ingestion: DataIngestionParams = DataIngestionParams()
     feature_engineering: FeatureEngineeringParams = FeatureEngineeringParams()
     training: TrainingParams | None = None

@@ -9,6 +9,14 @@ Layout under ``filepath``::
 
     <source>/<SYMBOL>/<YYYYmmddTHHMMSSffffffZ>_<full|compact|file>.<json|csv>   immutable objects
     _manifests/<YYYYmmddTHHMMSSffffffZ>.json                                    one per fetch run
+
+Folder names come only from validated symbols (:mod:`stock_mlops.core.symbols`), never from a
+raw string. Before an object is archived, the values of the API keys in the environment
+(``ALPHAVANTAGE_API_KEY``, ``ALPACA_API_KEY``, ``ALPACA_SECRET_KEY``) and any ``apikey=`` query
+value are replaced by ``***``: a service that echoes the key in its answer would otherwise have
+it stored. A fetch in which every symbol fails is recorded, not raised: symbols with archived
+history go on from it, and the ingestion node stops (with a quality report of this run) only
+when no symbol has usable bars.
 """
 
 from __future__ import annotations
@@ -17,13 +25,17 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import re
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 
 from stock_mlops.core.params import AlphaVantageParams
+from stock_mlops.core.symbols import InvalidSymbolError, is_valid_symbol, validate_symbol
 from stock_mlops.core.vocabulary import parse_utc_stamp, utc_stamp
 from stock_mlops.datasets._storage import atomic_write_bytes, filesystem, write_once_bytes
 from stock_mlops.sources.base import (
@@ -37,11 +49,39 @@ from stock_mlops.sources.base import (
 
 logger = logging.getLogger(__name__)
 
+# Environment variables holding keys a source might echo back in a response.
+SECRET_VARIABLES = ("ALPHAVANTAGE_API_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY")
+_REDACTED = b"***"
+_APIKEY_PARAM = re.compile(rb"(apikey=)[^&\s'\"<)]+", re.IGNORECASE)
+# Shorter values are not keys (and replacing them would damage ordinary text).
+_MIN_SECRET_LENGTH = 8
+
+
+def scrub_secrets(content: bytes, environ: dict[str, str] | None = None) -> bytes:
+    """``content`` with every known key (raw and URL-encoded) and ``apikey=`` value masked."""
+    env = os.environ if environ is None else environ
+    for variable in SECRET_VARIABLES:
+        secret = (env.get(variable) or "").strip()
+        if len(secret) < _MIN_SECRET_LENGTH:
+            continue
+        for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+            content = content.replace(form.encode(), _REDACTED)
+    return _APIKEY_PARAM.sub(rb"\g<1>***", content)
+
+
 _FORMATS = {
     ("alphavantage", "json"): "alphavantage-json",
     ("alphavantage", "csv"): "alphavantage-csv",
     ("alpaca", "json"): "alpaca-json",
 }
+
+
+def _invalid(symbol: object, where: str) -> str:
+    try:
+        validate_symbol(symbol, where)
+    except InvalidSymbolError as exc:
+        return str(exc)
+    return ""
 
 
 class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
@@ -90,9 +130,13 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
         outcomes: list[dict[str, Any]] = []
         failures: list[FetchFailure] = []
         if not replaying or not request.symbols:
-            for name in getattr(connect(), "foreign_files", lambda: [])():
-                failures.append(FetchFailure(name, request.source, "not a .csv file; ignored"))
+            for name, reason in getattr(connect(), "rejected_files", lambda: [])():
+                failures.append(FetchFailure(name, request.source, reason))
         for symbol in symbols:
+            if not is_valid_symbol(symbol):
+                reason = _invalid(symbol, f"the {request.source} source")
+                failures.append(FetchFailure(str(symbol), request.source, reason))
+                continue
             # One listing per symbol (it reads a digest file per object) serves both decisions.
             stored = self._objects(request.source, symbol)
             complete = [o for o in stored if o["kind"] != "compact"]
@@ -106,6 +150,15 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
             except SourceError as exc:
                 failures.append(FetchFailure(symbol, request.source, str(exc)))
                 logger.warning("fetch of %s from %s failed: %s", symbol, request.source, exc)
+                continue
+            if payload.symbol != symbol:
+                failures.append(
+                    FetchFailure(
+                        symbol,
+                        request.source,
+                        f"the source answered for {payload.symbol!r} instead of {symbol!r}",
+                    )
+                )
                 continue
             outcomes.append(self._archive(payload, stored))
 
@@ -123,8 +176,10 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
         fetched = {o["symbol"] for o in outcomes}
         if not fetched.intersection(symbols):
             reasons = "; ".join(f"{f.symbol}: {f.reason}" for f in failures if f.symbol in symbols)
-            raise DatasetError(
-                f"every requested symbol failed to fetch from '{request.source}': {reasons}"
+            # Recorded, not raised: the ingestion node decides (archived history may still serve)
+            # and writes the quality report of this run either way.
+            logger.error(
+                "every requested symbol failed to fetch from '%s': %s", request.source, reasons
             )
 
     @staticmethod
@@ -138,8 +193,9 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
         }
 
     def _archive(self, payload: RawPayload, stored: list[dict[str, Any]]) -> dict[str, Any]:
-        digest = hashlib.sha256(payload.content).hexdigest()
-        folder = f"{self._root}/{payload.source}/{payload.symbol}"
+        content = scrub_secrets(payload.content)
+        digest = hashlib.sha256(content).hexdigest()
+        folder = self._folder(payload.source, payload.symbol)
         outcome = {"symbol": payload.symbol, "origin": payload.origin, "sha256": digest}
         if stored and stored[-1]["sha256"] == digest:
             # Same bytes as the newest stored object: that object already represents this state.
@@ -150,8 +206,8 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
                 "status": "unchanged",
             }
         path = f"{folder}/{utc_stamp(payload.fetched_at)}_{payload.kind}.{payload.extension}"
-        write_once_bytes(self._fs, path, payload.content)
-        self._fs.pipe_file(f"{path}.sha256", digest.encode())
+        write_once_bytes(self._fs, path, content)
+        atomic_write_bytes(self._fs, f"{path}.sha256", digest.encode())
         return {**outcome, "path": path, "kind": payload.kind, "status": "new"}
 
     def _needs_full_fetch(
@@ -202,6 +258,8 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
         payloads: dict[str, list[RawPayload]] = {}
         notes: dict[str, str] = {}
         for symbol in symbols:
+            if not is_valid_symbol(symbol):
+                continue  # a rejected file name or symbol: reported as a failure, never a path
             objects = [o for o in self._objects(request.source, symbol) if o["fetched_at"] <= as_of]
             if known_by is not None:
                 then = [o for o in objects if o["fetched_at"] <= known_by]
@@ -247,8 +305,17 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
         )
 
     # --------------------------------------------------------------------------- listing
+    def _folder(self, source: str, symbol: str) -> str:
+        """The archive folder of one symbol; refuses anything but a plain source and symbol."""
+        if source not in ("bundled", "csv", "alphavantage", "alpaca"):
+            raise DatasetError(f"unknown price source {source!r}")
+        try:
+            return f"{self._root}/{source}/{validate_symbol(symbol, f'the {source} source')}"
+        except InvalidSymbolError as exc:
+            raise DatasetError(str(exc)) from None
+
     def _objects(self, source: str, symbol: str) -> list[dict[str, Any]]:
-        folder = f"{self._root}/{source}/{symbol}"
+        folder = self._folder(source, symbol)
         if not self._fs.isdir(folder):
             return []
         found = []
@@ -257,20 +324,25 @@ class RawPriceArchiveDataset(AbstractDataset[PriceRequest, ArchivedPrices]):
             if name.startswith(".") or name.endswith(".sha256"):
                 continue
             stamp, _, rest = PurePosixPath(name).stem.partition("_")
-            digest_path = f"{path}.sha256"
             found.append(
                 {
                     "path": path,
                     "fetched_at": parse_utc_stamp(stamp),
                     "kind": rest,
-                    "sha256": (
-                        self._fs.cat_file(digest_path).decode()
-                        if self._fs.exists(digest_path)
-                        else None
-                    ),
+                    "sha256": self._digest(path),
                 }
             )
         return sorted(found, key=lambda o: o["fetched_at"])
+
+    def _digest(self, path: str) -> str:
+        """The object's SHA-256; a run killed between the object and its digest file left no
+        digest, which is computed (and stored) now so the same bytes are never archived twice."""
+        digest_path = f"{path}.sha256"
+        if self._fs.exists(digest_path):
+            return self._fs.cat_file(digest_path).decode()
+        digest = hashlib.sha256(self._fs.cat_file(path)).hexdigest()
+        atomic_write_bytes(self._fs, digest_path, digest.encode())
+        return digest
 
     def _manifest_paths(self) -> list[str]:
         folder = f"{self._root}/_manifests"

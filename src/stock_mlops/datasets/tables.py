@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -14,8 +15,10 @@ from stock_mlops.core.vocabulary import Unchanged
 from stock_mlops.datasets._storage import (
     atomic_write_bytes,
     filesystem,
+    sweep_temporaries,
     temporary_sibling,
 )
+from stock_mlops.datasets.locks import StorageLock
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         if isinstance(data, Unchanged):  # a day without retraining: keep the stored file
             logger.info("%s: unchanged", self._filepath)
             return
+        # Hidden siblings of saves that were killed before their rename go first.
+        sweep_temporaries(self._fs, self._path)
         tmp_path = temporary_sibling(self._path)
         tmp_url = tmp_path if self._protocol == "file" else f"{self._protocol}://{tmp_path}"
         try:
@@ -131,7 +136,12 @@ class AppendOnlyParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """A Parquet log that only grows: saving appends rows whose key is new, keeps the rest.
 
     Rows whose ``key_columns`` already exist in the log are neither replaced nor duplicated, so
-    re-running the same day is a no-op. The file is rewritten atomically.
+    re-running the same day is a no-op. The file is rewritten atomically, and a writer holds the
+    log's lock (``.<name>.lock`` beside it, see :mod:`stock_mlops.datasets.locks`) from reading
+    the log to writing it, so two runs appending at once both keep their rows.
+
+    Any other difference of columns is refused, except ``added_columns``: columns a newer version
+    of the code added, which a log written before lacks (its older rows get them empty).
 
     Example catalog entry::
 
@@ -139,6 +149,7 @@ class AppendOnlyParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
           type: stock_mlops.datasets.AppendOnlyParquetDataset
           filepath: ${_root}/07_model_output/predictions.parquet
           key_columns: [team, symbol, target_date, model_version]
+          added_columns: []   # columns older logs may lack
     """
 
     def __init__(
@@ -149,12 +160,17 @@ class AppendOnlyParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        added_columns: list[str] | None = None,
+        lock_wait_seconds: float = 600.0,
     ) -> None:
         if not key_columns:
             raise DatasetError("AppendOnlyParquetDataset needs at least one key column")
         self._filepath = filepath
         self._key = list(key_columns)
+        self._added = list(added_columns or [])
+        self._credentials, self._fs_args = credentials, fs_args
         self._fs, self._protocol, self._path = filesystem(filepath, credentials, fs_args)
+        self._lock_wait = lock_wait_seconds
         self.metadata = metadata
         self.last_appended = 0
 
@@ -169,31 +185,67 @@ class AppendOnlyParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             raise DatasetError(f"rows for '{self._filepath}' lack key columns {missing}")
         if data.duplicated(self._key).any():
             raise DatasetError(f"rows for '{self._filepath}' repeat a key {self._key}")
-        existing = self.load() if self._fs.exists(self._path) else data.iloc[0:0]
+        lock = StorageLock.for_file(
+            self._filepath,
+            purpose=f"appending to {PurePosixPath(self._path).name}",
+            wait_seconds=self._lock_wait,
+            lease_seconds=60.0,
+            credentials=self._credentials,
+            fs_args=self._fs_args,
+        )
+        with lock:
+            self._fs.invalidate_cache(self._path)
+            existing = self.load() if self._fs.exists(self._path) else data.iloc[0:0]
+            existing, data = self._aligned(existing, data)
+            known, incoming = _comparable_keys(existing[self._key], data[self._key])
+            fresh = data[~incoming.isin(known)]
+            self.last_appended = len(fresh)
+            logger.info(
+                "%s: %d new rows appended, %d already logged",
+                self._filepath,
+                len(fresh),
+                len(data) - len(fresh),
+            )
+            if (
+                fresh.empty
+                and self._fs.exists(self._path)
+                and list(existing.columns) == list(self._stored_columns)
+            ):
+                return
+            for column in existing.columns:
+                # Keep the log's column types: a date arriving as text is stored as a date.
+                if pd.api.types.is_datetime64_any_dtype(existing[column]) and len(fresh):
+                    fresh = fresh.assign(**{column: pd.to_datetime(fresh[column])})
+            combined = pd.concat([existing, fresh], ignore_index=True) if len(existing) else fresh
+            buffer = io.BytesIO()
+            combined.to_parquet(buffer, index=False)
+            lock.check()
+            atomic_write_bytes(self._fs, self._path, buffer.getvalue())
+
+    def _aligned(
+        self, existing: pd.DataFrame, data: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The log widened by the declared ``added_columns`` it predates; then the new rows must
+        have exactly the log's columns, in its order."""
+        self._stored_columns = list(existing.columns)
+        if not len(existing.columns):
+            return existing.reindex(columns=data.columns), data
+        added = [c for c in self._added if c in data.columns and c not in existing.columns]
+        if added:
+            logger.warning(
+                "%s: adding column(s) %s to the log (its older rows leave them empty)",
+                self._filepath,
+                added,
+            )
+            existing = existing.copy()
+            for column in added:
+                existing[column] = pd.Series(pd.NA, index=existing.index, dtype=data[column].dtype)
         if list(existing.columns) != list(data.columns):
             raise DatasetError(
                 f"columns of new rows {list(data.columns)} differ from the log "
                 f"'{self._filepath}' {list(existing.columns)}"
             )
-        known, incoming = _comparable_keys(existing[self._key], data[self._key])
-        fresh = data[~incoming.isin(known)]
-        self.last_appended = len(fresh)
-        logger.info(
-            "%s: %d new rows appended, %d already logged",
-            self._filepath,
-            len(fresh),
-            len(data) - len(fresh),
-        )
-        if fresh.empty and self._fs.exists(self._path):
-            return
-        for column in existing.columns:
-            # Keep the log's column types: a date arriving as text is stored as a date.
-            if pd.api.types.is_datetime64_any_dtype(existing[column]):
-                fresh = fresh.assign(**{column: pd.to_datetime(fresh[column])})
-        combined = pd.concat([existing, fresh], ignore_index=True) if len(existing) else fresh
-        buffer = io.BytesIO()
-        combined.to_parquet(buffer, index=False)
-        atomic_write_bytes(self._fs, self._path, buffer.getvalue())
+        return existing, data
 
     def _exists(self) -> bool:
         return self._fs.exists(self._path)

@@ -26,6 +26,7 @@ from alpaca.data.timeframe import TimeFrame
 
 from stock_mlops.core.calendar import NEW_YORK
 from stock_mlops.core.params import AlpacaDataParams
+from stock_mlops.core.symbols import InvalidSymbolError, validate_symbol
 from stock_mlops.integrations.alpaca import (
     MissingCredentialsError,
     apply_request_timeout,
@@ -105,6 +106,10 @@ class AlpacaSource:
         Raises:
             SourceError: Naming the symbol and Alpaca's message (or that no bars came back).
         """
+        try:
+            validate_symbol(symbol, "data_ingestion.symbols")
+        except InvalidSymbolError as exc:
+            raise SourceError(str(exc)) from None
         now = self._now()
         start = (
             self._start_date

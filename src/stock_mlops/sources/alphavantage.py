@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 from stock_mlops.core.params import AlphaVantageParams
+from stock_mlops.core.symbols import InvalidSymbolError, validate_symbol
 from stock_mlops.sources.base import RawPayload, SourceError
 
 if TYPE_CHECKING:
@@ -242,6 +243,10 @@ class AlphaVantageSource:
             SourceError: Naming the symbol, for an error body, an HTTP error, exhausted retries or
                 an exhausted daily budget. The message never contains the API key.
         """
+        try:
+            validate_symbol(symbol, "data_ingestion.symbols")
+        except InvalidSymbolError as exc:
+            raise SourceError(str(exc)) from None
         query = {
             "function": self._params.function,
             "symbol": symbol,
@@ -250,7 +255,8 @@ class AlphaVantageSource:
         }
         origin = f"{self._endpoint}?" + "&".join(f"{k}={quote_plus(v)}" for k, v in query.items())
         logger.info("fetching %s from AlphaVantage (%s)", symbol, origin)
-        content = self._get(symbol, query, origin)
+        # A service that echoes the key in its answer must not get it archived.
+        content = self._scrub_bytes(self._get(symbol, query, origin))
         self._check_body(symbol, content)
         return RawPayload(
             symbol=symbol,
@@ -365,6 +371,9 @@ class AlphaVantageSource:
                 f"({exc.msg} at line {exc.lineno}): {stripped[:120]!r}"
             ) from None
         message = alphavantage_error(body)
+        answered = (body.get("Meta Data") or {}).get("2. Symbol") if message is None else None
+        if isinstance(answered, str) and answered.strip().upper() != symbol.upper():
+            message = f"the response is for symbol {answered!r}, not {symbol!r}"
         if message is None and self._params.datatype == "csv":
             # A CSV request only ever gets JSON back as an error.
             message = f"a JSON body instead of CSV (keys: {sorted(body)[:5]})"
@@ -385,6 +394,11 @@ class AlphaVantageSource:
     # ------------------------------------------------------------------------------ secrets
     def _scrub(self, text: str) -> str:
         return _REDACTOR.scrub(text)
+
+    def _scrub_bytes(self, content: bytes) -> bytes:
+        for form in {self._api_key, quote_plus(self._api_key), quote(self._api_key, safe="")}:
+            content = content.replace(form.encode(), _REDACTED.encode())
+        return content
 
     def _error(self, message: str) -> SourceError:
         # Service messages may echo the key ("We have detected your API key as ..."), and

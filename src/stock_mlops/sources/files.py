@@ -9,6 +9,7 @@ from pathlib import Path
 
 import fsspec
 
+from stock_mlops.core.symbols import InvalidSymbolError, is_valid_symbol, validate_symbol
 from stock_mlops.core.universes import DEFAULT_UNIVERSE, UNIVERSES
 from stock_mlops.sources.base import RawPayload, SourceError
 
@@ -37,10 +38,14 @@ class BundledSource:
         return sorted(
             entry.name[: -len(".csv")]
             for entry in self._folder.iterdir()
-            if entry.name.endswith(".csv")
+            if entry.name.endswith(".csv") and is_valid_symbol(entry.name[: -len(".csv")])
         )
 
     def fetch(self, symbol: str, *, full: bool = True) -> RawPayload:
+        try:
+            validate_symbol(symbol, "data_ingestion.symbols")
+        except InvalidSymbolError as exc:
+            raise SourceError(str(exc)) from None
         entry = self._folder / f"{symbol}.csv"
         if not entry.is_file():
             raise SourceError(
@@ -62,8 +67,10 @@ class CsvFolderSource:
     """Every ``*.csv`` in a folder (local or any fsspec URL), one symbol per file.
 
     The symbol is the file's stem, or the ``symbol`` group of ``symbol_regex`` matched against
-    the file name (e.g. ``DA-(?P<symbol>[A-Z.]+)-T-.*\\.csv`` for AlphaVantage dumps).
-    Files that are not ``.csv`` are reported by :meth:`foreign_files`, never parsed.
+    the file name (e.g. ``DA-(?P<symbol>[A-Z.]+)-T-.*\\.csv`` for AlphaVantage dumps), upper-cased
+    and checked against the symbol pattern (:mod:`stock_mlops.core.symbols`). Files that are not
+    ``.csv``, or whose name gives no valid symbol (``..csv``, ``a b.csv``), are reported by
+    :meth:`rejected_files`, never parsed.
     """
 
     name = "csv"
@@ -83,12 +90,26 @@ class CsvFolderSource:
         )
 
     def _symbol_of(self, filename: str) -> str | None:
+        symbol, _ = self._classify(filename)
+        return symbol
+
+    def _classify(self, filename: str) -> tuple[str | None, str]:
+        """The file's symbol, or None and why the file is not read."""
         if not filename.lower().endswith(".csv"):
-            return None
+            return None, "not a .csv file; ignored"
         if self._pattern is None:
-            return Path(filename).stem.upper()
-        match = self._pattern.fullmatch(filename)
-        return match.group("symbol").upper() if match else None
+            symbol = filename[: -len(".csv")].upper()
+        else:
+            match = self._pattern.fullmatch(filename)
+            if not match:
+                return None, "does not match csv_symbol_regex; ignored"
+            symbol = match.group("symbol").upper()
+        if not is_valid_symbol(symbol):
+            try:
+                validate_symbol(symbol, f"the file name {filename!r}")
+            except InvalidSymbolError as exc:
+                return None, f"{exc}; ignored"
+        return symbol, ""
 
     def _files_by_symbol(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -107,13 +128,24 @@ class CsvFolderSource:
     def list_symbols(self) -> list[str]:
         return sorted(self._files_by_symbol())
 
+    def rejected_files(self) -> list[tuple[str, str]]:
+        """Files in the folder that are not symbol CSV files, with why (reported, never read)."""
+        rejected = []
+        for path in self._entries():
+            symbol, reason = self._classify(Path(path).name)
+            if symbol is None:
+                rejected.append((Path(path).name, reason))
+        return rejected
+
     def foreign_files(self) -> list[str]:
-        """Files in the folder that are not symbol CSV files (reported, never parsed)."""
-        return [
-            Path(path).name for path in self._entries() if self._symbol_of(Path(path).name) is None
-        ]
+        """The names of :meth:`rejected_files`."""
+        return [name for name, _ in self.rejected_files()]
 
     def fetch(self, symbol: str, *, full: bool = True) -> RawPayload:
+        try:
+            validate_symbol(symbol, "data_ingestion.symbols")
+        except InvalidSymbolError as exc:
+            raise SourceError(str(exc)) from None
         path = self._files_by_symbol().get(symbol)
         if path is None:
             raise SourceError(f"symbol '{symbol}' has no CSV file in '{self._folder}'")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from stock_mlops.pipelines.data_ingestion.parsers import parse_payload
 from stock_mlops.pipelines.data_ingestion.validation import (
     Findings,
     check_calendar,
+    check_spikes,
     check_split_jumps,
     check_structure,
 )
@@ -256,3 +259,63 @@ def test_split_adjusted_snapshot_and_a_real_crash_are_not_flagged():
     check_split_jumps(meta, findings, PARAMS.model_copy(update={"split_jump_min_move": 0.2}))
 
     assert findings.problems == []
+
+
+# ------------------------------------------------------------------------------------ spikes
+def spiked(symbol: str = "MSFT", day: str = "2023-05-03", factor: float = 95.5) -> pd.DataFrame:
+    """Real bundled bars with one close multiplied by ``factor`` (the issue's x95 print)."""
+    bars = bundled(symbol).copy(deep=True)
+    row = bars.index[bars["date"] == day][0]
+    price = bars.at[row, "close"] * factor
+    bars.at[row, "close"] = price
+    bars.at[row, "high"] = max(bars.at[row, "high"], price)
+    bars.at[row, "low"] = min(bars.at[row, "low"], price)
+    return bars
+
+
+def test_a_one_day_spike_that_reverts_is_quarantined_with_its_date_and_prices():
+    bars = spiked()
+    findings = Findings()
+    assert check_spikes(adjust_bars(bars), findings, PARAMS) == 1
+    assert findings.fatal
+    (problem,) = findings.problems
+    assert problem.startswith("one-day price spike(s) that revert the next day: 2023-05-03 close")
+    assert re.search(r"between [\d.]+ and [\d.]+ \(x95\.\d, then x0\.01\d+\)$", problem), problem
+
+
+def test_a_one_day_drop_that_reverts_is_a_spike_too():
+    findings = Findings()
+    assert check_spikes(adjust_bars(spiked(factor=0.1)), findings, PARAMS) == 1
+
+
+def test_a_spike_can_be_only_noted():
+    findings = Findings()
+    check_spikes(
+        adjust_bars(spiked()), findings, PARAMS.model_copy(update={"spike_action": "note"})
+    )
+    assert not findings.fatal and "one-day price spike" in findings.notes[0]
+
+
+def test_a_move_that_does_not_revert_is_no_spike():
+    # The same x1.8 jump kept from that day on: a level shift (a real move or an unrecorded
+    # split, which check_split_jumps judges), not a bad print.
+    bars = bundled("MSFT").copy(deep=True)
+    later = (bars["date"] >= "2023-05-03").to_numpy()
+    for column in ("open", "high", "low", "close"):
+        bars[column] = np.where(later, bars[column] * 1.8, bars[column])
+    findings = Findings()
+    assert check_spikes(adjust_bars(bars), findings, PARAMS) == 0
+
+
+@pytest.mark.parametrize("symbol", BundledSource().list_symbols())
+def test_no_real_bundled_series_has_a_spike(symbol):
+    findings = Findings()
+    assert check_spikes(adjust_bars(bundled(symbol)), findings, PARAMS) == 0, findings.problems
+
+
+@pytest.mark.parametrize("path", sorted(AV_DIR.glob("DA-*.csv")), ids=lambda p: p.name[3:-17])
+def test_no_real_alphavantage_series_has_a_spike(path):
+    # Adjusted vendor history from 1999 on: NVDA's +43% day, the 2008 crash, AAPL's splits.
+    symbol = path.name.split("-")[1]
+    findings = Findings()
+    assert check_spikes(adjust_bars(alphavantage(symbol)), findings, PARAMS) == 0, findings.problems

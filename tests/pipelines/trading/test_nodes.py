@@ -145,11 +145,13 @@ def test_decide_trades_buys_the_best_prediction(small_prices: pd.DataFrame):
     assert ok[["symbol", "side"]].values.tolist() == [["MSFT", "buy"]]
     assert ok["qty"].iat[0] == 100_000 // closes_on(small_prices, RUN_DATE)["MSFT"]
     assert ok["client_order_id"].iat[0] == "red-20230601-MSFT-buy"
-    logged = record_decisions(orders, RUN_INFO, "local")
+    logged, passed_on = record_decisions(orders, RUN_INFO, "local")
     assert set(logged["run_id"]) == {"run-1"}
     assert set(logged["broker"]) == {"local"}
+    assert set(logged["event"]) == {"decided"}
     assert (logged["decided_at"] == pd.Timestamp(RUN_INFO["started_at"])).all()
     assert "run_id" not in orders  # the decision itself is not changed
+    assert passed_on is orders
 
 
 def test_decide_trades_without_fresh_predictions_trades_nothing(small_prices: pd.DataFrame):

@@ -16,12 +16,17 @@ from stock_mlops.brokers.local import LocalPaperBroker
 from stock_mlops.core.broker_types import BrokerError
 from stock_mlops.core.params import TradingParams
 from stock_mlops.core.strategy import APPROVED, REFUSED
-from stock_mlops.datasets import BrokerAccountDataset, BrokerOrdersDataset
+from stock_mlops.datasets import (
+    AppendOnlyParquetDataset,
+    BrokerAccountDataset,
+    BrokerOrdersDataset,
+)
 from stock_mlops.pipelines.trading import create_pipeline
 from stock_mlops.pipelines.trading.nodes import broker_request
 
 DAY_1, DAY_2 = dt.date(2023, 6, 1), dt.date(2023, 6, 2)
 NEXT = {DAY_1: "2023-06-02", DAY_2: "2023-06-05"}
+ORDER_LOG_KEY = ["client_order_id", "event", "status"]
 
 
 def trading_params(fill_at: str, **overrides: Any) -> TradingParams:
@@ -98,13 +103,29 @@ def run(
             "broker_account": BrokerAccountDataset(**workspace),
             "broker_orders": BrokerOrdersDataset(**workspace),
             "orders": MemoryDataset(),
+            "order_events": AppendOnlyParquetDataset(
+                filepath=f"{workspace['filepath']}/events.parquet", key_columns=ORDER_LOG_KEY
+            ),
+            "account_history": AppendOnlyParquetDataset(
+                filepath=f"{workspace['filepath']}/history.parquet", key_columns=["date"]
+            ),
             "order_reconciliation": MemoryDataset(),
+            "account_report": MemoryDataset(),
+            "account_report_html": MemoryDataset(),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
     return {
         name: catalog.load(name)
-        for name in ("orders", "order_reconciliation", "broker_orders", "broker_account")
+        for name in (
+            "orders",
+            "order_events",
+            "account_history",
+            "order_reconciliation",
+            "broker_orders",
+            "broker_account",
+            "account_report",
+        )
     }
 
 
@@ -141,11 +162,11 @@ def test_a_rerun_for_the_same_date_submits_nothing_new(
     assert set(rerun["broker_orders"]["client_order_id"]) <= known
     assert rerun["order_reconciliation"]["matches"].all()
     if fill_at == "next_open":
-        # Nothing has filled since: the same orders are re-decided as already submitted, which
-        # is no new decision: the log gets no row, the reconciliation still covers them.
+        # Nothing has filled since: the same decisions come back as already submitted, which
+        # the log does not repeat (their first decision is in it); they are reconciled again.
         assert rerun["orders"].empty
-        reconciled = set(rerun["order_reconciliation"]["client_order_id"])
-        assert reconciled == set(ok["client_order_id"])
+        reconciled = rerun["order_reconciliation"]["client_order_id"]
+        assert set(reconciled) == set(ok["client_order_id"])
 
 
 def test_the_account_follows_the_fills(
@@ -156,8 +177,12 @@ def test_the_account_follows_the_fills(
     account = result["broker_account"]
     reports = result["broker_orders"].set_index("symbol")
     assert set(reports["status"]) == {"filled"}
-    # The account was read before today's orders: it holds what DAY_1 bought.
-    assert set(account.positions) == {"MSFT"}
+    # Loaded after the run, the account is the one after today's orders: DAY_2 sold MSFT and
+    # bought AAPL (at the close).
+    assert set(account.positions) == {"AAPL"}
+    history = result["account_history"]
+    assert history["date"].tolist() == [pd.Timestamp(DAY_1), pd.Timestamp(DAY_2)]
+    assert history["equity"].iloc[-1] == pytest.approx(account.equity)
     saved = json.loads(state(workspace))
     assert set(saved["positions"]) == {"AAPL"}
     assert saved["positions"]["AAPL"]["qty"] == reports.loc["AAPL", "filled_qty"]

@@ -132,7 +132,7 @@ def test_alpaca_trading_places_one_order_and_is_idempotent(
 
     assert len(fake.requests_to("POST", "/v2/orders")) == 1, "nothing new was submitted"
     assert len(fake.orders) == 1
-    # Re-deciding an order Alpaca already holds is no new decision: no new log row.
+    # The re-decision is "already submitted": its first decision is logged, so it adds no row.
     assert client_order_id not in set(second["orders"]["client_order_id"])
     assert not (second["orders"]["status"] == APPROVED).any()
     # The re-run submits nothing but looks the known order up, so it is reconciled again.

@@ -17,6 +17,7 @@ from stock_mlops.pipelines.data_ingestion.parsers import ParseError, parse_paylo
 from stock_mlops.pipelines.data_ingestion.validation import (
     Findings,
     check_calendar,
+    check_spikes,
     check_split_jumps,
     check_structure,
 )
@@ -41,7 +42,16 @@ REPORT_COLUMNS = [
 
 
 class NoValidDataError(ValueError):
-    """Every requested symbol failed; the message lists each symbol and why."""
+    """Every requested symbol failed; the message lists each symbol and why.
+
+    ``report`` is this run's quality report: the project hook saves it as
+    ``data_quality_report`` although the node failed, so the report always describes the last
+    run.
+    """
+
+    def __init__(self, message: str, report: pd.DataFrame | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class RunDateError(ValueError):
@@ -138,7 +148,7 @@ def clean_prices(
         logger.warning("quarantined %s (%s): %s", row.symbol, row.stage, row.reason)
     if not kept:
         reasons = "; ".join(f"{r.symbol}: {r.reason}" for r in quality.itertuples())
-        raise NoValidDataError(f"no symbol passed validation: {reasons}")
+        raise NoValidDataError(f"no symbol passed validation: {reasons}", report=quality)
 
     prices = _long_table(kept)
     logger.info("prices: %d bars for %d symbols", len(prices), len(kept))
@@ -220,6 +230,7 @@ def _validate_symbol(
     adjusted = None
     if not findings.fatal:
         adjusted = adjust_bars(checked)
+        check_spikes(adjusted, findings, params.validation)
         check_split_jumps(adjusted, findings, params.validation)
     if not findings.fatal and len(checked) < params.validation.min_rows:
         findings.fail(f"only {len(checked)} bars, fewer than min_rows={params.validation.min_rows}")

@@ -188,3 +188,61 @@ def _looks_like_split(ratio: np.ndarray, params: ValidationParams) -> np.ndarray
     factor = np.where(ratio < 1, 1 / ratio, ratio)
     nearest = _SPLIT_RATIOS[np.abs(factor[:, None] - _SPLIT_RATIOS[None, :]).argmin(axis=1)]
     return big & (np.abs(factor / nearest - 1) <= params.split_ratio_tolerance)
+
+
+def check_spikes(bars: pd.DataFrame, findings: Findings, params: ValidationParams) -> int:
+    """Flags one-day outliers that revert: a bad print, not a market move.
+
+    A close is a spike when its log return from the previous close is both at least
+    ``spike_min_move`` and ``spike_robust_sigmas`` robust standard deviations (1.4826 x the
+    median absolute deviation of the symbol's own daily log returns) away from the median, and
+    the next close moves back by at least ``spike_revert_share`` of it in the opposite direction
+    (7604.55 between 79.60 and 77.60: x95.5, then x0.0102). Real large moves (earnings, crashes)
+    rarely revert half of themselves the next day; a mistyped or shifted price always does. With
+    ``spike_action: quarantine`` the symbol is quarantined (no bad bar reaches ``prices``); with
+    ``note`` the spike is only reported.
+
+    Args:
+        bars: One symbol's bars, sorted by date (adjusted, so splits are not moves).
+        findings: Collects the problem or note, naming each spike's date and prices.
+        params: ``data_ingestion.validation``.
+
+    Returns:
+        The number of spikes found.
+    """
+    close = bars["close"].to_numpy(dtype=float)
+    if len(close) < 3:
+        return 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moves = np.diff(np.log(close))
+    finite = moves[np.isfinite(moves)]
+    if finite.size < 3:
+        return 0
+    median = float(np.median(finite))
+    # A floor keeps a flat series (MAD 0) from making every tick an outlier.
+    sigma = max(1.4826 * float(np.median(np.abs(finite - median))), 1e-4)
+    move, back = moves[:-1], moves[1:]
+    with np.errstate(invalid="ignore"):
+        spikes = (
+            (np.abs(move) >= params.spike_min_move)
+            & (np.abs(move - median) >= params.spike_robust_sigmas * sigma)
+            & (np.sign(back) == -np.sign(move))
+            & (np.abs(back) >= params.spike_revert_share * np.abs(move))
+        )
+    where = np.flatnonzero(spikes) + 1  # index of the spiking bar
+    if not len(where):
+        return 0
+    dates = bars["date"]
+    shown = ", ".join(
+        f"{pd.Timestamp(dates.iloc[i]).date()} close {close[i]:.2f} between {close[i - 1]:.2f} "
+        f"and {close[i + 1]:.2f} (x{close[i] / close[i - 1]:.3g}, "
+        f"then x{close[i + 1] / close[i]:.3g})"
+        for i in where[:_EXAMPLES]
+    )
+    more = f" and {len(where) - _EXAMPLES} more" if len(where) > _EXAMPLES else ""
+    message = f"one-day price spike(s) that revert the next day: {shown}{more}"
+    if params.spike_action == "quarantine":
+        findings.fail(message)
+    else:
+        findings.note(message)
+    return len(where)
