@@ -16,7 +16,12 @@ export MLFLOW_TRACKING_URI
 # Python must find this project's interpreter and its console scripts (uvicorn for serving).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint format viz viz-build monitor notebook serve benchmark clean-venv
+START       ?=
+END         ?=
+TEAMS       ?= red blue
+PARAMS      ?=
+
+.PHONY: install run test lint format viz viz-build monitor notebook serve benchmark season clean-venv
 
 install: $(STAMP)
 
@@ -61,6 +66,12 @@ notebook: $(STAMP)
 # Serves the team's champion with MLflow's scoring protocol (GET /ping, POST /invocations).
 serve: $(STAMP)
 	$(BIN)/mlflow models serve -m "$(MODEL_URI)" --env-manager local --host 127.0.0.1 --port $(PORT)
+
+# Replays the daily loop of each team for every NYSE session in START..END, then the competition;
+# re-running resumes (days already done are skipped). PARAMS as for kedro run --params.
+season: $(STAMP)
+	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make season START=YYYY-MM-DD END=YYYY-MM-DD [TEAMS=\"red blue\"] [PARAMS=k=v,...]"; exit 2; }
+	$(BIN)/python -m stock_mlops.season --start $(START) --end $(END) --teams "$(TEAMS)" --params "$(PARAMS)"
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

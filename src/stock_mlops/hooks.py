@@ -122,3 +122,45 @@ class FailureReportHook:
             if name.rsplit(".", 1)[-1] in self.REPORT_OUTPUTS:
                 catalog.save(name, report)
                 logger.warning("saved %s of this failed run (%d rows)", name, len(report))
+
+
+# Credentials a team may hold for itself: `<NAME>_<TEAM>` (e.g. ALPACA_API_KEY_RED) is what that
+# team's runs use as <NAME>; a team without its own keeps the shared <NAME>, if any.
+TEAM_CREDENTIALS = (
+    "ALPACA_API_KEY",
+    "ALPACA_SECRET_KEY",
+    "ALPHAVANTAGE_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
+
+
+class TeamCredentialsHook:
+    """Gives a run its own team's broker, data and storage keys, and never another team's.
+
+    Every client in the project reads the plain names (``ALPACA_API_KEY``, ``AWS_ACCESS_KEY_ID``,
+    ...). When a run starts, each plain name is set to the team's suffixed variable
+    (``ALPACA_API_KEY_RED`` for env red) if the team has one, else back to the value the process
+    started with: a red run followed by a blue run in one process (a season replay) never
+    carries red's keys into blue's run. Suffixed variables of other teams are never read.
+    """
+
+    def __init__(self) -> None:
+        self._shared = {name: os.environ.get(name) for name in TEAM_CREDENTIALS}
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: KedroContext) -> None:
+        team = str(context.config_loader["parameters"].get("team", "base")).upper()
+        own = []
+        for name in TEAM_CREDENTIALS:
+            value = os.environ.get(f"{name}_{team}")
+            if value is None:
+                value = self._shared[name]
+            else:
+                own.append(name)
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if own:
+            logger.info("team %s uses its own %s", team.lower(), ", ".join(own))

@@ -13,6 +13,7 @@ from stock_mlops.hooks import (
     LocalTrackingStoreHook,
     ParameterValidationHook,
     StorageLockHook,
+    TeamCredentialsHook,
 )
 
 
@@ -75,6 +76,7 @@ def team_storage_roots() -> dict[str, str]:
 
 HOOKS = (
     LocalTrackingStoreHook(),
+    TeamCredentialsHook(),
     ParameterValidationHook(),
     StorageLockHook(),
     FailureReportHook(),

@@ -76,10 +76,14 @@ def test_served_answers_equal_batch_predictions(server, loop_run, tracking):
     assert response.status_code == 200, response.text
     served = [p["prediction"] for p in response.json()["predictions"]]
 
-    # The batch path: the inference pipeline now predicts with the champion.
+    # The batch path: the inference pipeline now predicts with the champion. The log also holds
+    # make run's rows from the naive champion (version 1), so only the served version counts.
     loop_run.run("inference")
+    client = mlflow.MlflowClient(tracking_uri=loop_run.tracking_uri)
+    champion = client.get_model_version_by_alias("stock_mlops_base", "champion").version
     log = pd.read_parquet(loop_run.root / "07_model_output/predictions.parquet")
-    batch = log[log["model_version"].str.startswith("stock_mlops_base/")].set_index("symbol")
+    batch = log[log["model_version"] == f"stock_mlops_base/{champion}"].set_index("symbol")
+    assert len(batch) == len(rows)
     expected = batch.loc[rows["symbol"], "predicted_return"].to_numpy()
     assert served == pytest.approx(expected, rel=1e-9, abs=1e-12)
 

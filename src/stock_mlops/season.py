@@ -1,0 +1,341 @@
+"""The season replay: the real daily loop for every NYSE session in a range, then the competition.
+
+Each day is exactly the run a schedule would start (``kedro run --env <team> --params
+run_date=<day>``: the ``__default__`` pipeline, its retrain policy included), executed in this one
+process so that a day without retraining costs seconds rather than a fresh interpreter's imports.
+Teams are replayed one after the other, each over the whole range, then the competition ranks them.
+
+A day that succeeds leaves a marker under the team's storage root (``season/<day>.json``); a
+re-run skips those days, so an interrupted replay resumes where it stopped. A day that fails
+stops the replay with the team and the day named; every earlier day's state is intact because
+each day's datasets are written atomically and the logs are append-only.
+
+    python -m stock_mlops.season --start 2023-07-03 --end 2023-12-29 --teams "red blue"
+    make season START=2023-07-03 END=2023-12-29 TEAMS="red blue"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stock_mlops.core import calendar
+from stock_mlops.datasets._storage import atomic_write_bytes, filesystem
+
+logger = logging.getLogger(__name__)
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+class SeasonError(RuntimeError):
+    """A day of the replay failed, or the replay was asked for something impossible."""
+
+
+@dataclass
+class SeasonReport:
+    """What a replay did: per team, the days run and skipped and their durations."""
+
+    sessions: list[str]
+    days_run: dict[str, list[str]] = field(default_factory=dict)
+    days_skipped: dict[str, list[str]] = field(default_factory=dict)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    competition_seconds: float | None = None
+
+
+def season_sessions(start: str, end: str) -> list[str]:
+    """The NYSE sessions from ``start`` to ``end`` inclusive, as ISO dates.
+
+    Raises:
+        SeasonError: When the range holds no session or is reversed.
+    """
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    if first > last:
+        raise SeasonError(f"the season starts ({first.date()}) after it ends ({last.date()})")
+    sessions = calendar.sessions_between(first, last)
+    if sessions.empty:
+        raise SeasonError(f"no NYSE session between {first.date()} and {last.date()}")
+    return [str(day.date()) for day in sessions]
+
+
+def _team_params(team: str, params: dict[str, Any], storage_prefix: str | None) -> dict[str, Any]:
+    if storage_prefix is None:
+        return dict(params)
+    return {**params, "storage_root": f"{storage_prefix.rstrip('/')}/{team}"}
+
+
+def _storage_root(team: str, params: dict[str, Any]) -> str:
+    """The team's storage root as its runs will resolve it."""
+    if "storage_root" in params:
+        return str(params["storage_root"])
+    from stock_mlops.settings import team_storage_roots  # noqa: PLC0415
+
+    roots = team_storage_roots()
+    if team not in roots:
+        raise SeasonError(
+            f"unknown team environment '{team}': teams are the folders under conf/ whose "
+            f"globals.yml names a team ({', '.join(sorted(roots)) or 'none found'})"
+        )
+    root = roots[team]
+    return root if "://" in root or root.startswith("/") else str(PROJECT / root)
+
+
+def _marker(root: str, day: str) -> tuple[Any, str]:
+    fs, _, path = filesystem(f"{root.rstrip('/')}/season/{day}.json")
+    return fs, path
+
+
+def replay_season(
+    start: str,
+    end: str,
+    teams: Sequence[str],
+    *,
+    params: dict[str, Any] | None = None,
+    storage_prefix: str | None = None,
+    competition: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> SeasonReport:
+    """Replays the daily loop of each team for every session in the range, then the competition.
+
+    Args:
+        start: First day (ISO date; the first session on or after it).
+        end: Last day (the last session on or before it).
+        teams: Team environments (``red``, ``blue``, ...).
+        params: Extra runtime parameters for every run (as ``kedro run --params``).
+        storage_prefix: Put each team's storage root at ``<prefix>/<team>`` and the
+            competition's at ``<prefix>/competition`` (an isolated season); None: each team's
+            configured root.
+        competition: Run the competition after the teams.
+        progress: Where progress lines go.
+
+    Returns:
+        What was run and skipped, with the seconds each day took.
+
+    Raises:
+        SeasonError: Naming the team and the day that failed.
+    """
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    if not teams:
+        raise SeasonError("a season needs at least one team (--teams)")
+    progress = progress or _say
+    params = dict(params or {})
+    sessions = season_sessions(start, end)
+    report = SeasonReport(sessions=sessions)
+    bootstrap_project(PROJECT)
+    roots = {t: _storage_root(t, _team_params(t, params, storage_prefix)) for t in teams}
+    started = time.perf_counter()
+    for team in teams:
+        team_params = _team_params(team, params, storage_prefix)
+        report.days_run[team], report.days_skipped[team], report.seconds[team] = [], [], []
+        for number, day in enumerate(sessions, start=1):
+            fs, marker = _marker(roots[team], day)
+            if fs.exists(marker):
+                report.days_skipped[team].append(day)
+                continue
+            day_started = time.perf_counter()
+            try:
+                with KedroSession.create(
+                    project_path=PROJECT, env=team, runtime_params={**team_params, "run_date": day}
+                ) as session:
+                    session.run(pipeline_names=["__default__"])
+            except Exception as exc:
+                raise SeasonError(
+                    f"team {team}, session {day} (day {number} of {len(sessions)}) failed: "
+                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Days "
+                    f"before it are stored; run the same command again to resume from {day}"
+                ) from exc
+            seconds = time.perf_counter() - day_started
+            record = {"team": team, "run_date": day, "seconds": round(seconds, 3)}
+            atomic_write_bytes(fs, marker, json.dumps(record).encode())
+            report.days_run[team].append(day)
+            report.seconds[team].append(seconds)
+            progress(_progress_line(team, number, len(sessions), day, seconds, started, report))
+    if competition:
+        report.competition_seconds = _run_competition(
+            KedroSession, teams, roots, params, storage_prefix
+        )
+        progress(f"competition ranked {', '.join(teams)} in {report.competition_seconds:.1f} s")
+    return report
+
+
+def _run_competition(
+    session_class: Any,
+    teams: Sequence[str],
+    roots: dict[str, str],
+    params: dict[str, Any],
+    storage_prefix: str | None,
+) -> float:
+    started = time.perf_counter()
+    runtime = {k: v for k, v in params.items() if k != "storage_root"}
+    runtime["competition"] = {**runtime.get("competition", {}), "teams": dict(roots)}
+    if storage_prefix is not None:
+        runtime["storage_root"] = f"{storage_prefix.rstrip('/')}/competition"
+    try:
+        with session_class.create(project_path=PROJECT, runtime_params=runtime) as session:
+            session.run(pipeline_names=["competition"])
+    except Exception as exc:
+        raise SeasonError(f"the competition after the season failed: {exc}") from exc
+    return time.perf_counter() - started
+
+
+def _progress_line(
+    team: str,
+    number: int,
+    total: int,
+    day: str,
+    seconds: float,
+    started: float,
+    report: SeasonReport,
+) -> str:
+    elapsed = time.perf_counter() - started
+    done = sum(len(days) for days in report.days_run.values())
+    pending = total - number
+    left = pending * elapsed / done if done else 0.0
+    return (
+        f"{team}: day {number} of {total} ({day}) in {seconds:.1f} s; elapsed "
+        f"{_clock(elapsed)}, about {_clock(left)} left for {team}"
+    )
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - progress lines are the command's output
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}"
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """``k=v,k2.sub=v2`` as ``kedro run --params`` reads it (lists separated by spaces)."""
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    items = [item for item in (text or "").split(",") if item.strip()]
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise SeasonError(f"--params items must be key=value, not {bad}")
+    return OmegaConf.to_container(OmegaConf.from_dotlist([i.strip() for i in items]))
+
+
+def replay_teams_side_by_side(
+    args: argparse.Namespace,
+    teams: Sequence[str],
+    params: dict[str, Any],
+    *,
+    competition: bool,
+) -> SeasonReport:
+    """Each team's replay in its own process at once (teams share nothing but the MLflow store),
+    then the competition here. A failed team stops the season after the others finish."""
+    import subprocess  # noqa: PLC0415
+
+    base = [sys.executable, "-m", "stock_mlops.season", "--start", args.start, "--end", args.end]
+    if args.params:
+        base += ["--params", args.params]
+    if args.storage_prefix:
+        base += ["--storage-prefix", args.storage_prefix]
+    processes = {
+        team: subprocess.Popen(
+            [*base, "--teams", team, "--no-competition"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for team in teams
+    }
+    outputs: dict[str, list[str]] = {team: [] for team in teams}
+
+    def relay(team: str) -> None:
+        # Read every line (a full pipe would stall that team), pass on the progress lines.
+        for line in processes[team].stdout:
+            outputs[team].append(line.rstrip())
+            if line.startswith((f"{team}: day", "season:")):
+                print(line.rstrip(), flush=True)  # noqa: T201 - progress of that team
+
+    readers = [threading.Thread(target=relay, args=(team,), daemon=True) for team in teams]
+    for reader in readers:
+        reader.start()
+    failed = {}
+    for reader, (team, process) in zip(readers, processes.items(), strict=True):
+        code = process.wait()
+        reader.join()
+        if code != 0:
+            lines = outputs[team]
+            failed[team] = next(
+                (x for x in reversed(lines) if x.startswith("season:")), lines[-1] if lines else ""
+            )
+    if failed:
+        raise SeasonError("; ".join(f"{team}: {why}" for team, why in failed.items()))
+    sessions = season_sessions(args.start, args.end)
+    report = SeasonReport(sessions=sessions)
+    if competition:
+        from kedro.framework.session import KedroSession  # noqa: PLC0415
+        from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+        bootstrap_project(PROJECT)
+        roots = {t: _storage_root(t, _team_params(t, params, args.storage_prefix)) for t in teams}
+        report.competition_seconds = _run_competition(
+            KedroSession, teams, roots, params, args.storage_prefix
+        )
+        print(f"competition ranked {', '.join(teams)} in {report.competition_seconds:.1f} s")  # noqa: T201
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stock_mlops.season",
+        description="Replay the daily loop for every session in a range, then the competition.",
+    )
+    parser.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    parser.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    parser.add_argument("--teams", default="red blue", help='team environments, e.g. "red blue"')
+    parser.add_argument("--params", default="", help="extra runtime parameters, as kedro run")
+    parser.add_argument("--storage-prefix", default=None, help="put team roots under this folder")
+    parser.add_argument("--no-competition", action="store_true", help="skip the competition")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="replay the teams one after the other in this process (default: one process per "
+        "team, side by side, when there are several)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    teams = args.teams.replace(",", " ").split()
+    try:
+        params = parse_params(args.params)
+        if len(teams) > 1 and not args.sequential:
+            report = replay_teams_side_by_side(
+                args, teams, params, competition=not args.no_competition
+            )
+        else:
+            report = replay_season(
+                args.start,
+                args.end,
+                teams,
+                params=params,
+                storage_prefix=args.storage_prefix,
+                competition=not args.no_competition,
+            )
+    except SeasonError as exc:
+        print(f"season: {exc}", file=sys.stderr)  # noqa: T201 - the command's own message
+        return 1
+    runs = sum(len(days) for days in report.days_run.values())
+    skipped = sum(len(days) for days in report.days_skipped.values())
+    print(f"season: {runs} daily runs, {skipped} already done")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
