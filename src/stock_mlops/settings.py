@@ -7,6 +7,7 @@ import yaml
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from stock_mlops.dvc_stages import DvcStageGuardHook
 from stock_mlops.hooks import LocalTrackingStoreHook, ParameterValidationHook
 
 
@@ -58,7 +59,8 @@ def team_storage_roots() -> dict[str, str]:
     return roots
 
 
-HOOKS = (LocalTrackingStoreHook(), ParameterValidationHook())
+# DvcStageGuardHook acts only in a DVC stage: a failed run leaves the previous outputs as they were.
+HOOKS = (LocalTrackingStoreHook(), ParameterValidationHook(), DvcStageGuardHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
