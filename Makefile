@@ -16,7 +16,7 @@ export MLFLOW_TRACKING_URI
 # Python must find this project's interpreter and its console scripts (uvicorn for serving).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint format viz notebook serve benchmark clean-venv
+.PHONY: install run test lint format viz notebook serve benchmark dvc-teams clean-venv
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ serve: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# DVC cannot list conf/: after adding or removing a team folder, rewrite dvc/teams.yaml (and the
+# team's empty parameter files the stages track). Everything else is DVC's own command.
+dvc-teams: $(STAMP)
+	$(BIN)/python -m stock_mlops.dvc_stages
 
 clean-venv:
 	rm -rf $(VENV)
