@@ -21,7 +21,7 @@ END         ?=
 TEAMS       ?= red blue
 PARAMS      ?=
 
-.PHONY: install run test lint format viz viz-build monitor notebook serve benchmark season clean-venv
+.PHONY: install run test lint format viz viz-build monitor notebook serve benchmark season dvc-teams clean-venv
 
 install: $(STAMP)
 
@@ -75,6 +75,11 @@ season: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# DVC cannot list conf/: after adding or removing a team folder, rewrite dvc/teams.yaml (and the
+# team's empty parameter files the stages track). Everything else is DVC's own command.
+dvc-teams: $(STAMP)
+	$(BIN)/python -m stock_mlops.dvc_stages
 
 clean-venv:
 	rm -rf $(VENV)

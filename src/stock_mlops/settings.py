@@ -7,6 +7,7 @@ import yaml
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from stock_mlops.dvc_stages import DvcStageGuardHook
 from stock_mlops.faults import fault_hooks
 from stock_mlops.hooks import (
     FailureReportHook,
@@ -82,6 +83,8 @@ HOOKS = (
     FailureReportHook(),
     # Only when the fault suite sets STOCK_MLOPS_FAULT (stock_mlops/faults.py).
     *fault_hooks(),
+    # Acts only in a DVC stage: a failed run leaves the previous outputs as they were.
+    DvcStageGuardHook(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
