@@ -7,7 +7,12 @@ import yaml
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from stock_mlops.hooks import LocalTrackingStoreHook, ParameterValidationHook
+from stock_mlops.hooks import (
+    LocalTrackingStoreHook,
+    LudwigPreflightHook,
+    MlflowRunViewsHook,
+    ParameterValidationHook,
+)
 
 
 def _project_root() -> Path:
@@ -58,7 +63,12 @@ def team_storage_roots() -> dict[str, str]:
     return roots
 
 
-HOOKS = (LocalTrackingStoreHook(), ParameterValidationHook())
+HOOKS = (
+    LocalTrackingStoreHook(),
+    ParameterValidationHook(),
+    LudwigPreflightHook(),
+    MlflowRunViewsHook(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

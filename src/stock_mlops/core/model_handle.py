@@ -44,6 +44,9 @@ class ModelHandle:
     version: str
     source: str  # "registry" or "local"
     loader: Callable[[], Any]
+    # The MLflow model URI of exactly this version (``models:/stock_mlops_red/3``), when it has
+    # one: what a model built on top of it (prediction from prices) copies.
+    uri: str | None = None
 
     def load(self) -> Any:
         """Loads the model (an MLflow ``PyFuncModel``)."""
@@ -65,3 +68,18 @@ class AliasUpdate:
     candidate_version: str
     promote: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class PriceModelRequest:
+    """What to build and register as the team's model for prediction from prices.
+
+    ``source`` is the registered forecaster to wrap (its ``uri`` names the exact version);
+    ``example_bars`` holds each symbol's newest ``min_bars`` bars, from which the registered
+    model's input example (and a first prediction, as a check) is made.
+    """
+
+    source: ModelHandle
+    feature_engineering: dict[str, Any]
+    min_bars: int
+    example_bars: pd.DataFrame

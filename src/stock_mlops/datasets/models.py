@@ -219,7 +219,10 @@ class ChampionModelDataset(AbstractDataset[AliasUpdate, ModelHandle | None]):
             return mlflow.pyfunc.load_model(uri)
 
         return ModelHandle(
-            version=f"{self._model_name}/{version.version}", source="registry", loader=_load
+            version=f"{self._model_name}/{version.version}",
+            source="registry",
+            loader=_load,
+            uri=f"models:/{self._model_name}/{version.version}",
         )
 
     def save(self, data: AliasUpdate) -> None:
