@@ -7,6 +7,8 @@ import json
 import mlflow
 import pandas as pd
 import pytest
+import yaml
+from helpers import PROJECT
 from mlflow.data.digest_utils import compute_pandas_digest
 
 from stock_mlops.datasets.mlflow_views import (
@@ -131,3 +133,24 @@ class _no_warning:
         self._catcher.__exit__(*exc)
         messages = [str(w.message) for w in self._caught if issubclass(w.category, UserWarning)]
         assert not [m for m in messages if "interpreted in multiple ways" in m], messages
+
+
+def test_every_mlflow_metric_entry_names_its_prefix_or_key():
+    """kedro-mlflow replaces an entry without one (Kedro warns "Replacing dataset") and prefixes
+    every metric with the entry's name; this catches such an entry when a branch adds one."""
+    catalog = yaml.safe_load((PROJECT / "conf" / "base" / "catalog.yml").read_text())
+    needs = {
+        "kedro_mlflow.io.metrics.MlflowMetricsHistoryDataset": "prefix",
+        "kedro_mlflow.io.metrics.MlflowMetricDataset": "key",
+        "kedro_mlflow.io.metrics.MlflowMetricHistoryDataset": "key",
+    }
+    entries = {
+        name: entry
+        for name, entry in catalog.items()
+        if not name.startswith("_") and isinstance(entry, dict) and entry.get("type") in needs
+    }
+    assert {"training_curves", "evaluation_metrics_mlflow", "monitoring_metrics_mlflow"} <= set(
+        entries
+    )
+    missing = [n for n, e in entries.items() if e.get(needs[e["type"]]) is None]
+    assert not missing, missing
