@@ -10,7 +10,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_features.py", "bench_backtest.py", "bench_models.py")
+SCRIPTS = (
+    "bench_features.py",
+    "bench_backtest.py",
+    "bench_models.py",
+    "bench_cli_and_serving.py",
+)
 
 
 def main() -> int:
