@@ -74,6 +74,8 @@ serve-prices: price-model ## build, then serve prediction from recent OHLCV bars
 # the printed link goes straight to the team's runs table in "Model training" mode.
 UI_PORT ?= 5000
 ui: $(STAMP) ## the MLflow UI on 127.0.0.1, UI_PORT=5000; prints the team's runs link
+	@# SQLite does not create folders: the default store's, before the first `make run`.
+	$(if $(filter sqlite:///$(CURDIR)/mlflow/mlflow.db,$(MLFLOW_TRACKING_URI)),@mkdir -p mlflow/artifacts)
 	@$(BIN)/python -m stock_mlops.tracking_ui "stock_mlops_$(TEAM)" "http://127.0.0.1:$(UI_PORT)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true \
 	  $(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port $(UI_PORT) --workers 1

@@ -6,7 +6,7 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # The daily loop of one team, in order. The competition reads every team's outputs, so it runs
-# on its own after the teams' loops (`kedro run --pipeline competition`).
+# on its own after the teams' loops (`kedro run --pipelines competition`).
 DAILY_LOOP = (
     "data_ingestion",
     "feature_engineering",
