@@ -16,6 +16,7 @@ SCRIPTS = (
     "bench_permutation.py",
     "bench_models.py",
     "bench_monitoring.py",
+    "bench_cli_and_serving.py",
 )
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol
+from kedro.io.core import DatasetError
+from kedro.pipeline import Node, Pipeline
 
 from stock_mlops.core.params import validate_parameters
 
@@ -164,3 +170,241 @@ class TeamCredentialsHook:
                 os.environ[name] = value
         if own:
             logger.info("team %s uses its own %s", team.lower(), ", ".join(own))
+
+
+# ------------------------------------------------------------------ Ludwig config pre-flight
+class LudwigPreflightHook:
+    """Refuses a Ludwig config that cannot be valid before anything runs (see
+    :mod:`stock_mlops.preflight`): a run that trains reads ``ludwig_config``, so its YAML,
+    top-level keys and feature names are checked against the parameters and the feature registry
+    without importing Ludwig, which takes most of a minute.
+
+    ``tryfirst``: it runs before kedro-mlflow starts an MLflow run, so a refused config leaves no
+    half-open run in the tracking store.
+    """
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._params = dict(context.params)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        if LUDWIG_CONFIG not in pipeline.inputs():
+            return
+        from stock_mlops.core.params import FeatureEngineeringParams  # noqa: PLC0415
+        from stock_mlops.pipelines.training.config_validation import (  # noqa: PLC0415
+            LudwigConfigError,
+        )
+        from stock_mlops.preflight import check_ludwig_config  # noqa: PLC0415
+
+        path = _filepath(catalog, LUDWIG_CONFIG)
+        try:
+            config = catalog.load(LUDWIG_CONFIG)
+        except DatasetError as exc:
+            raise LudwigConfigError(_unreadable(path, exc)) from None
+        feature_engineering = FeatureEngineeringParams.parse(
+            self._params.get("feature_engineering"), "feature_engineering"
+        )
+        check_ludwig_config(config, feature_engineering, source=f"Ludwig config {path}")
+
+
+LUDWIG_CONFIG = "ludwig_config"
+
+
+def _filepath(catalog: CatalogProtocol, name: str) -> str:
+    """Where a catalog entry is stored, as its dataset describes it (else its name)."""
+    try:
+        described = catalog[name]._describe()
+    except (KeyError, AttributeError, DatasetError):
+        return name
+    return str(described.get("filepath") or name)
+
+
+def _unreadable(path: str, exc: DatasetError) -> str:
+    cause = _root_cause(exc)
+    if isinstance(cause, FileNotFoundError):
+        return (
+            f"Ludwig config {path} does not exist (set training.ludwig_config, or ludwig_config "
+            "in the environment's globals.yml)"
+        )
+    if isinstance(cause, yaml.YAMLError):
+        detail = " ".join(str(cause).split())
+        return f"Ludwig config {path} is not valid YAML: {detail}"
+    return f"Ludwig config {path} cannot be read: {' '.join(str(cause or exc).split())}"
+
+
+def _root_cause(exc: BaseException) -> BaseException | None:
+    """The innermost exception a dataset error wraps (Kedro may wrap it more than once)."""
+    cause = exc.__cause__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    return cause
+
+
+# ---------------------------------------------------------------------- MLflow views of a run
+RUN_NAME_SEPARATOR = " \u00b7 "  # "red · __default__ · 2023-12-29"
+# The datasets whose newest date is the run's as-of session when run_date is not given.
+DATED_DATASETS = ("prices", "features")
+
+
+class MlflowRunViewsHook:
+    """What the MLflow UI shows of a run, set once kedro-mlflow has started it.
+
+    - the run name ``<team> · <pipelines> · <run date>``: ``run_date`` when given, else the
+      newest session in ``prices``/``features`` once a node reads or writes them (today's date
+      until then, and for pipelines that read neither);
+    - MLflow's standard source tags (``mlflow.source.git.commit``/``branch``/``repoURL``,
+      ``mlflow.source.name``, ``mlflow.source.type``) from the project's own repository: MLflow
+      looks at ``sys.argv[0]``, the git-ignored ``.venv/bin/kedro``, and finds none; uncommitted
+      changes go to their own tag ``git_dirty`` so that the commit tag stays a pure SHA; the
+      ``team`` tag, so that runs of several teams' experiments can be filtered together;
+    - every leaf of the validated Ludwig config as a ``ludwig.*`` parameter, when it is saved;
+    - ``features`` as the run's training input (``mlflow.log_input``, digest of every row) when
+      the first training node that reads it together with the validated config starts.
+
+    ``trylast``: kedro-mlflow's ``before_pipeline_run`` (which starts the run) must come first.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._team = "base"
+        self._run_date: str | None = None
+        self._dated_from_data = False
+        self._pipelines = "__default__"
+        self._project_path = "."
+        self._sources: dict[str, str] = {}
+        self._input_logged = False
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._reset()  # one hook object serves every session of a process
+        params = context.params
+        self._team = str(params.get("team") or "base")
+        self._run_date = str(params["run_date"]) if params.get("run_date") else None
+        self._project_path = str(context.project_path)
+
+    @hook_impl
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        self._sources = {"features": _filepath(catalog, "features")}
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        import mlflow  # noqa: PLC0415
+
+        if mlflow.active_run() is None:  # tracking disabled for these pipelines
+            return
+        # Kedro passes --pipelines through a set: name them in the daily loop's order.
+        names = run_params.get("pipeline_names") or ["__default__"]
+        self._pipelines = "+".join(sorted(set(names), key=_loop_order))
+        tags = {
+            "mlflow.runName": self._run_name(),
+            "team": self._team,
+            **source_tags(self._project_path),
+        }
+        mlflow.set_tags(tags)
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        if dataset_name in DATED_DATASETS:
+            self._date_from(data)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if dataset_name in DATED_DATASETS:
+            self._date_from(data)
+        elif dataset_name == "validated_ludwig_config":
+            from stock_mlops.datasets.mlflow_views import MlflowParamsDataset  # noqa: PLC0415
+
+            MlflowParamsDataset(prefix="ludwig").save(data)
+
+    @hook_impl
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        if self._input_logged or node.namespace != "training":
+            return
+        if "features" not in inputs or "validated_ludwig_config" not in inputs:
+            return
+        from stock_mlops.datasets.mlflow_views import MlflowInputDataset  # noqa: PLC0415
+
+        config = inputs["validated_ludwig_config"]
+        outputs = config.get("output_features") or [{}]
+        MlflowInputDataset(
+            name="features",
+            context="training",
+            source=self._sources.get("features"),
+            targets=outputs[0].get("name"),
+            # The split decides which rows trained: its dates are the run's training.split.*
+            # parameters, so the input names the whole table the run read.
+            tags={"rows": "all features; training.split.* selects the training rows"},
+        ).save(inputs["features"])
+        self._input_logged = True
+
+    def _run_name(self) -> str:
+        date = self._run_date or dt.datetime.now(dt.UTC).date().isoformat()
+        return RUN_NAME_SEPARATOR.join([self._team, self._pipelines, date])
+
+    def _date_from(self, data: Any) -> None:
+        if self._run_date or self._dated_from_data:
+            return
+        import mlflow  # noqa: PLC0415
+
+        dates = getattr(data, "get", lambda _: None)("date")
+        if dates is None or len(dates) == 0:
+            return
+        self._run_date = str(dates.max().date())
+        self._dated_from_data = True
+        if mlflow.active_run() is not None:
+            mlflow.set_tag("mlflow.runName", self._run_name())
+
+
+def _loop_order(name: str) -> tuple[int, str]:
+    from stock_mlops.pipeline_registry import DAILY_LOOP  # noqa: PLC0415
+
+    return (DAILY_LOOP.index(name) if name in DAILY_LOOP else len(DAILY_LOOP), name)
+
+
+def source_tags(project_path: str) -> dict[str, str]:
+    """MLflow's standard source tags for a run of the project at ``project_path``.
+
+    Args:
+        project_path: The Kedro project's root.
+
+    Returns:
+        ``mlflow.source.name`` and ``mlflow.source.type`` always; when the project is a git
+        checkout, ``mlflow.source.git.commit``, ``mlflow.source.git.branch``,
+        ``mlflow.source.git.repoURL`` (credentials stripped by MLflow) and ``git_dirty``.
+    """
+    from mlflow.utils.git_utils import (  # noqa: PLC0415
+        get_git_branch,
+        get_git_commit,
+        get_git_repo_url,
+    )
+
+    tags = {"mlflow.source.name": project_path, "mlflow.source.type": "PROJECT"}
+    commit = get_git_commit(project_path)
+    if not commit:
+        return tags
+    tags["mlflow.source.git.commit"] = commit
+    branch = get_git_branch(project_path)
+    if branch:
+        tags["mlflow.source.git.branch"] = branch
+    url = get_git_repo_url(project_path)
+    if url:
+        tags["mlflow.source.git.repoURL"] = url
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        tags["git_dirty"] = "true" if status.stdout.strip() else "false"
+    except (OSError, subprocess.SubprocessError):
+        pass  # unknown: no tag rather than a guess
+    return tags

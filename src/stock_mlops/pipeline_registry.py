@@ -8,7 +8,7 @@ from kedro.pipeline import Pipeline
 from stock_mlops.pipelines.training.pipeline import create_daily_pipeline
 
 # The daily loop of one team, in order. The competition reads every team's outputs, so it runs
-# on its own after the teams' loops (`kedro run --pipeline competition`).
+# on its own after the teams' loops (`kedro run --pipelines competition`).
 DAILY_LOOP = (
     "data_ingestion",
     "feature_engineering",

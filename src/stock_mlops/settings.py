@@ -12,6 +12,8 @@ from stock_mlops.faults import fault_hooks
 from stock_mlops.hooks import (
     FailureReportHook,
     LocalTrackingStoreHook,
+    LudwigPreflightHook,
+    MlflowRunViewsHook,
     ParameterValidationHook,
     StorageLockHook,
     TeamCredentialsHook,
@@ -79,6 +81,8 @@ HOOKS = (
     LocalTrackingStoreHook(),
     TeamCredentialsHook(),
     ParameterValidationHook(),
+    LudwigPreflightHook(),
+    MlflowRunViewsHook(),
     StorageLockHook(),
     FailureReportHook(),
     # Only when the fault suite sets STOCK_MLOPS_FAULT (stock_mlops/faults.py).

@@ -46,6 +46,9 @@ class ModelHandle:
     loader: Callable[[], Any] = field(compare=False, repr=False)
     # What is known without loading it: the registry version's tags (kind, training window).
     tags: dict[str, str] = field(default_factory=dict, compare=False)
+    # The MLflow model URI of exactly this version (``models:/stock_mlops_red/3``), when it has
+    # one: what a model built on top of it (prediction from prices) copies.
+    uri: str | None = None
 
     def load(self) -> Any:
         """Loads the model (an MLflow ``PyFuncModel``)."""
@@ -72,3 +75,18 @@ class AliasUpdate:
     candidate_version: str
     promote: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class PriceModelRequest:
+    """What to build and register as the team's model for prediction from prices.
+
+    ``source`` is the registered forecaster to wrap (its ``uri`` names the exact version);
+    ``example_bars`` holds each symbol's newest ``min_bars`` bars, from which the registered
+    model's input example (and a first prediction, as a check) is made.
+    """
+
+    source: ModelHandle
+    feature_engineering: dict[str, Any]
+    min_bars: int
+    example_bars: pd.DataFrame

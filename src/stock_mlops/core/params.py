@@ -441,6 +441,14 @@ class StorageParams(_Section):
     lock: StorageLockParams = StorageLockParams()
 
 
+# ------------------------------------------------------------------------------------ serving
+class ServingParams(_Section):
+    # Daily bars per symbol a prediction-from-prices request must send: from 200 bars the
+    # newest row's features are within ~1e-5 standard deviations of the full-history ones
+    # (MACD and RSI/ATR smoothing converge slowly; see models/price_forecaster.py).
+    min_bars: int = Field(200, ge=2, le=5000)
+
+
 # ------------------------------------------------------------------------------------ the tree
 class ProjectParams(_Section):
     """The whole parameter tree: an unknown top-level key (a CLI typo) is an error too."""
@@ -458,6 +466,7 @@ class ProjectParams(_Section):
     backtest: BacktestParams = BacktestParams()
     monitoring: MonitoringParams = MonitoringParams()
     competition: CompetitionParams = CompetitionParams()
+    serving: ServingParams = ServingParams()
 
     @field_validator("run_date")
     @classmethod

@@ -1,6 +1,7 @@
 """Custom Kedro datasets: all of the project's I/O beyond Kedro's own datasets lives here."""
 
 from stock_mlops.datasets.broker import BrokerAccountDataset, BrokerOrdersDataset
+from stock_mlops.datasets.mlflow_views import MlflowInputDataset, MlflowParamsDataset
 from stock_mlops.datasets.models import (
     ChampionModelDataset,
     PyfuncModelDataset,
@@ -10,6 +11,7 @@ from stock_mlops.datasets.monitoring import EvidentlyWorkspaceDataset, OptionalD
 from stock_mlops.datasets.previous import EarlierRunDataset
 from stock_mlops.datasets.raw_prices import RawPriceArchiveDataset
 from stock_mlops.datasets.run_info import MlflowTagsDataset, RunInfoDataset
+from stock_mlops.datasets.serving import PriceModelDataset
 from stock_mlops.datasets.tables import AppendOnlyParquetDataset, AtomicDataset
 from stock_mlops.datasets.team_outputs import TeamOutputsDataset
 
@@ -21,8 +23,11 @@ __all__ = [
     "ChampionModelDataset",
     "EarlierRunDataset",
     "EvidentlyWorkspaceDataset",
+    "MlflowInputDataset",
+    "MlflowParamsDataset",
     "MlflowTagsDataset",
     "OptionalDataset",
+    "PriceModelDataset",
     "PyfuncModelDataset",
     "RawPriceArchiveDataset",
     "RegisteredModelDataset",

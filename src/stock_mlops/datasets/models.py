@@ -308,6 +308,7 @@ def registry_handle(model_name: str, version: Any) -> ModelHandle:
         source="registry",
         loader=lambda: _cached_load(uri),
         tags=dict(version.tags or {}),
+        uri=uri,
     )
 
 

@@ -1,18 +1,20 @@
-"""Facts about the current run that nodes may not fetch themselves (clock, identity, git)."""
+"""Facts about the current run that nodes may not fetch themselves (clock, identity).
+
+The code version is on the MLflow run as MLflow's standard ``mlflow.source.git.*`` tags
+(:class:`stock_mlops.hooks.MlflowRunViewsHook`), so it is not repeated here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import uuid
-from pathlib import Path
 from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
 
 class RunInfoDataset(AbstractDataset[None, dict[str, Any]]):
-    """Loads ``{run_id, started_at, git_commit}`` once per run.
+    """Loads ``{run_id, started_at}`` once per run.
 
     ``run_id`` is the active MLflow run (kedro-mlflow starts one per ``kedro run``), else a fresh
     UUID; ``started_at`` is UTC. Nodes take this as an input instead of reading the clock.
@@ -27,7 +29,6 @@ class RunInfoDataset(AbstractDataset[None, dict[str, Any]]):
             self._cached = {
                 "run_id": _mlflow_run_id() or uuid.uuid4().hex,
                 "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "git_commit": _git_commit(),
             }
         return dict(self._cached)
 
@@ -43,32 +44,6 @@ def _mlflow_run_id() -> str | None:
 
     run = mlflow.active_run()
     return run.info.run_id if run else None
-
-
-def _git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if commit.returncode != 0:
-        return "unknown"
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 class MlflowTagsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
