@@ -255,7 +255,8 @@ WRITER = textwrap.dedent(
     from stock_mlops.datasets import BrokerOrdersDataset
     root, prices, symbols = sys.argv[1], pd.read_parquet(sys.argv[2]), sys.argv[3].split(",")
     day = dt.date(2023, 6, 1)
-    request = BrokerRequest("local", False, day, LocalBrokerParams(fill_at="close"),
+    local = LocalBrokerParams(fill_at="close", allow_close_fill=True)  # fills within this save
+    request = BrokerRequest("local", False, day, local,
                             AlpacaBrokerParams(), prices[prices["date"] <= pd.Timestamp(day)])
     orders = tuple(OrderRequest(f"red-20230601-{s}-buy", s, "buy", 1.0, 100.0, day, day)
                    for s in symbols)
