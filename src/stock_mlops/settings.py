@@ -32,12 +32,37 @@ def local_tracking_uri(relative: str = LOCAL_TRACKING_DB) -> str:
     return f"sqlite:///{_project_root() / relative}"
 
 
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when it is set to something, else the local store.
+
+    An empty value counts as unset: a ``.env`` copied from ``.env.example`` leaves the name
+    empty, and Dagster's commands load ``.env`` into the environment (``oc.env`` alone would
+    then hand kedro-mlflow an empty URI).
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
+
+
 def local_artifact_location(relative: str = LOCAL_ARTIFACTS) -> str | None:
     """Artifacts next to the local store; None (the server's own store) with a remote server."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri.startswith(("http://", "https://", "databricks")):
         return None
     return (_project_root() / relative).as_uri()
+
+
+def team_environments() -> list[str]:
+    """Every team environment: each ``conf/<env>`` whose ``globals.yml`` names a team.
+
+    One Dagster code location (and job ``<env>_daily``) per entry, as for the competition's teams.
+    """
+    environments = []
+    for folder in sorted((_project_root() / "conf").iterdir()):
+        globals_file = folder / "globals.yml"
+        if folder.name in ("base", "local") or not globals_file.is_file():
+            continue
+        if "team" in (yaml.safe_load(globals_file.read_text(encoding="utf-8")) or {}):
+            environments.append(folder.name)
+    return environments
 
 
 def team_storage_roots() -> dict[str, str]:
@@ -69,6 +94,7 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {
         "oc.env": oc.env,
         "local_tracking_uri": local_tracking_uri,
+        "tracking_uri": tracking_uri,
         "local_artifact_location": local_artifact_location,
         "team_storage_roots": team_storage_roots,
     },
