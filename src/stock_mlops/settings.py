@@ -21,6 +21,7 @@ def _project_root() -> Path:
 
 LOCAL_TRACKING_DB = "mlflow/mlflow.db"
 LOCAL_ARTIFACTS = "mlflow/artifacts"
+SQLITE_PREFIX = "sqlite:///"
 
 
 def local_tracking_uri(relative: str = LOCAL_TRACKING_DB) -> str:
@@ -43,10 +44,18 @@ def tracking_uri() -> str:
 
 
 def local_artifact_location(relative: str = LOCAL_ARTIFACTS) -> str | None:
-    """Artifacts next to the local store; None (the server's own store) with a remote server."""
+    """Artifacts next to the local store; None (the server's own store) with a remote server.
+
+    A SQLite store named by ``MLFLOW_TRACKING_URI`` keeps its artifacts in ``artifacts/`` beside
+    its database file, so a store outside the project (a test's, a season's) writes nothing into
+    the project's ``mlflow/``.
+    """
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri.startswith(("http://", "https://", "databricks")):
         return None
+    if uri.startswith(SQLITE_PREFIX):
+        database = Path(uri.removeprefix(SQLITE_PREFIX)).resolve()
+        return (database.parent / Path(relative).name).as_uri()
     return (_project_root() / relative).as_uri()
 
 
