@@ -110,5 +110,18 @@ benchmark: $(STAMP) ## every script in benchmarks/ (the README's measured figure
 dvc-teams: $(STAMP) ## rewrite dvc/teams.yaml from the team folders under conf/
 	$(BIN)/python -m stock_mlops.dvc_stages
 
+# Dagster (kedro-dagster): the webserver and the daemon on 127.0.0.1, one code location per team
+# environment plus the competition, written from conf/ at every start (a new conf/<team>/ folder
+# is a new location). The instance lives in .dagster/ (git-ignored except its dagster.yaml).
+# `dagster dev` shares one code server per location between the webserver and the daemon.
+DAGSTER_HOME ?= $(CURDIR)/.dagster
+DAGSTER_PORT ?= 3000
+.PHONY: orchestrate
+orchestrate: $(STAMP) ## Dagster UI and daemon on http://127.0.0.1:$(DAGSTER_PORT)/ (schedules, backfills)
+	$(BIN)/python -m stock_mlops.orchestration workspace --python "$(CURDIR)/$(BIN)/python" \
+		--output "$(DAGSTER_HOME)/workspace.yaml"
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) \
+		-w "$(DAGSTER_HOME)/workspace.yaml"
+
 clean-venv: ## delete .venv/
 	rm -rf $(VENV)

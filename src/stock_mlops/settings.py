@@ -31,6 +31,7 @@ def _project_root() -> Path:
 
 LOCAL_TRACKING_DB = "mlflow/mlflow.db"
 LOCAL_ARTIFACTS = "mlflow/artifacts"
+SQLITE_PREFIX = "sqlite:///"
 
 
 def local_tracking_uri(relative: str = LOCAL_TRACKING_DB) -> str:
@@ -42,21 +43,45 @@ def local_tracking_uri(relative: str = LOCAL_TRACKING_DB) -> str:
     return f"sqlite:///{_project_root() / relative}"
 
 
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when it is set to something, else the local store.
+
+    An empty value counts as unset: a ``.env`` copied from ``.env.example`` leaves the name
+    empty, and Dagster's commands load ``.env`` into the environment (``oc.env`` alone would
+    then hand kedro-mlflow an empty URI).
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
+
+
 def local_artifact_location(relative: str = LOCAL_ARTIFACTS) -> str | None:
     """Artifacts next to the local store; None (the server's own store) with a remote server.
 
-    With ``MLFLOW_TRACKING_URI=sqlite:///<dir>/<file>.db`` the artifacts go to ``<dir>/artifacts``,
-    beside that store: a store elsewhere (a test's temporary folder) never fills the project's
-    ``mlflow/``. A file store keeps its artifacts itself.
+    A SQLite store named by ``MLFLOW_TRACKING_URI`` keeps its artifacts in ``artifacts/`` beside
+    its database file, so a store outside the project (a test's, a season's) writes nothing into
+    the project's ``mlflow/``.
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri.startswith(("http://", "https://", "databricks")):
         return None
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
-    if uri:
-        return None
+    if uri.startswith(SQLITE_PREFIX):
+        database = Path(uri.removeprefix(SQLITE_PREFIX)).resolve()
+        return (database.parent / Path(relative).name).as_uri()
     return (_project_root() / relative).as_uri()
+
+
+def team_environments() -> list[str]:
+    """Every team environment: each ``conf/<env>`` whose ``globals.yml`` names a team.
+
+    One Dagster code location (and job ``<env>_daily``) per entry, as for the competition's teams.
+    """
+    environments = []
+    for folder in sorted((_project_root() / "conf").iterdir()):
+        globals_file = folder / "globals.yml"
+        if folder.name in ("base", "local") or not globals_file.is_file():
+            continue
+        if "team" in (yaml.safe_load(globals_file.read_text(encoding="utf-8")) or {}):
+            environments.append(folder.name)
+    return environments
 
 
 def team_storage_roots() -> dict[str, str]:
@@ -100,6 +125,7 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {
         "oc.env": oc.env,
         "local_tracking_uri": local_tracking_uri,
+        "tracking_uri": tracking_uri,
         "local_artifact_location": local_artifact_location,
         "team_storage_roots": team_storage_roots,
     },

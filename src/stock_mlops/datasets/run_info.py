@@ -35,6 +35,10 @@ class RunInfoDataset(AbstractDataset[None, dict[str, Any]]):
     def save(self, data: None) -> None:
         raise DatasetError("run_info is read-only")
 
+    def _release(self) -> None:
+        # The next load describes a new run (a process that runs several: Dagster in-process).
+        self._cached = None
+
     def _describe(self) -> dict[str, Any]:
         return {}
 
