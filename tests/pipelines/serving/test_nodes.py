@@ -61,7 +61,7 @@ def test_no_champion_says_how_one_comes_to_exist(small_prices):
 
 
 def test_the_request_holds_each_symbol_s_newest_bars(small_prices):
-    champion = ModelHandle("stock_mlops_red/3", "registry", lambda: None, "models:/x/3")
+    champion = ModelHandle("stock_mlops_red/3", "registry", lambda: None, uri="models:/x/3")
     params = ServingParams.parse({"min_bars": 50})
     request = request_price_model(champion, small_prices, FeatureEngineeringParams(), params)
     assert request.source is champion and request.min_bars == 50
