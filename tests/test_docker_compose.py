@@ -99,17 +99,17 @@ def test_every_referenced_file_exists(compose):
 
 def test_the_checks_catch_what_would_not_start(compose):
     broken = yaml.safe_load(COMPOSE_FILE.read_text())
-    broken["services"]["dagster"] = {
-        "build": {"context": "./docker/dagster"},
+    broken["services"]["worker"] = {
+        "build": {"context": "./docker/no-such-image"},
         "env_file": [".env.dagster", {"path": ".env.optional", "required": False}],
         "volumes": ["./no-such-folder:/data", "mlflow-data:/mlflow"],
     }
     missing = {where for where, path in referenced_files(broken) if not path.exists()}
     assert missing == {
-        "dagster: build.context",
-        "dagster: build.dockerfile",
-        "dagster: env_file",
-        "dagster: volume ./no-such-folder:/data",
+        "worker: build.context",
+        "worker: build.dockerfile",
+        "worker: env_file",
+        "worker: volume ./no-such-folder:/data",
     }
     schema = json.loads(SCHEMA.read_text())
     broken["services"]["mlflow"]["restart_policy"] = "always"

@@ -146,19 +146,24 @@ class TeamCredentialsHook:
 
     Every client in the project reads the plain names (``ALPACA_API_KEY``, ``AWS_ACCESS_KEY_ID``,
     ...). When a run starts, each plain name is set to the team's suffixed variable
-    (``ALPACA_API_KEY_RED`` for env red) if the team has one, else back to the value the process
-    started with: a red run followed by a blue run in one process (a season replay) never
-    carries red's keys into blue's run. Suffixed variables of other teams are never read.
+    (``ALPACA_API_KEY_RED`` for env red) if the team has one, else back to the shared value: a
+    red run followed by a blue run in one process (a season replay) never carries red's keys into
+    blue's run. The shared value is what the plain name held before this hook first set it, or
+    whatever set it since (a test, a caller). Suffixed variables of other teams are never read.
     """
 
     def __init__(self) -> None:
-        self._shared = {name: os.environ.get(name) for name in TEAM_CREDENTIALS}
+        self._shared: dict[str, str | None] = {}
+        self._applied: dict[str, str | None] = {}
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: KedroContext) -> None:
         team = str(context.config_loader["parameters"].get("team", "base")).upper()
         own = []
         for name in TEAM_CREDENTIALS:
+            current = os.environ.get(name)
+            if name not in self._applied or current != self._applied[name]:
+                self._shared[name] = current  # not the value this hook left: it is the shared one
             value = os.environ.get(f"{name}_{team}")
             if value is None:
                 value = self._shared[name]
@@ -168,6 +173,7 @@ class TeamCredentialsHook:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+            self._applied[name] = value
         if own:
             logger.info("team %s uses its own %s", team.lower(), ", ".join(own))
 
