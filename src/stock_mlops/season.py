@@ -240,6 +240,7 @@ def replay_teams_side_by_side(
     then the competition here. A failed team stops the season after the others finish."""
     import subprocess  # noqa: PLC0415
 
+    _create_tracking_store()
     base = [sys.executable, "-m", "stock_mlops.season", "--start", args.start, "--end", args.end]
     if args.params:
         base += ["--params", args.params]
@@ -290,6 +291,24 @@ def replay_teams_side_by_side(
         )
         print(f"competition ranked {', '.join(teams)} in {report.competition_seconds:.1f} s")  # noqa: T201
     return report
+
+
+def _create_tracking_store() -> None:
+    """Creates the MLflow store the teams share before their processes start: two processes
+    opening a new SQLite store at once both run its migrations, and one fails."""
+    import os  # noqa: PLC0415
+
+    import mlflow  # noqa: PLC0415
+
+    from stock_mlops.settings import LOCAL_ARTIFACTS, LOCAL_TRACKING_DB, local_tracking_uri  # noqa: PLC0415
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        (PROJECT / LOCAL_TRACKING_DB).parent.mkdir(parents=True, exist_ok=True)
+        (PROJECT / LOCAL_ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        uri = local_tracking_uri()
+    if uri.startswith("sqlite:"):
+        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
