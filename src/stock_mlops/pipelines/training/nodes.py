@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -298,7 +299,8 @@ def _train_models(
         }
     archives: dict[str, bytes] = {}
     curves: dict[str, list[dict[str, float]]] = {}
-    for key, (train, validation) in groups.items():
+    started = time.perf_counter()
+    for number, (key, (train, validation)) in enumerate(groups.items(), start=1):
         if len(train) < MIN_TRAINING_ROWS:
             logger.warning("skipping %s: only %d training rows", key, len(train))
             continue
@@ -309,10 +311,27 @@ def _train_models(
             curves[f"{TEAM_MODEL}.{label}.{name}"] = [
                 {"value": float(v), "step": step} for step, v in enumerate(values, start=1)
             ]
-        logger.info("trained %s on %d rows (%d epochs)", label, len(train), len(values))
+        logger.info(
+            "trained %s on %d rows (%d epochs); %s",
+            label,
+            len(train),
+            len(values),
+            training_progress(number, len(groups), time.perf_counter() - started),
+        )
     if not archives:
         raise ValueError("no model could be trained: every symbol lacks training rows")
     return archives, curves
+
+
+def training_progress(done: int, total: int, elapsed: float) -> str:
+    """``model k of N, elapsed m:ss, about m:ss left`` (the estimate: the mean time so far)."""
+    left = elapsed / done * (total - done)
+    return f"model {done} of {total}, elapsed {_clock(elapsed)}, about {_clock(left)} left"
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
 
 
 def _frame_hash(frame: pd.DataFrame) -> str:
