@@ -203,7 +203,8 @@ def test_the_default_local_remote_serves_a_fresh_clone(dvc_project):
     assert (dvc_project.root.parent / "stock-mlops-dvc-remote" / "files" / "md5").is_dir()
     clone = dvc_project.root.parent / "clone-local"
     dvc_project.git("clone", "-q", str(dvc_project.root), str(clone))
-    pulled = dvc_project.dvc("pull", *TARGETS, cwd=clone)
+    # --with-deps: the targets' upstream stages too, so the whole chain is served.
+    pulled = dvc_project.dvc("pull", "--with-deps", *TARGETS, cwd=clone)
     got = DvcProject(clone, dvc_project.env).outputs(RED_CHAIN)
     assert got == dvc_project.outputs(RED_CHAIN), pulled.stdout[-2000:] + pulled.stderr[-2000:]
     again = dvc_project.dvc("repro", *TARGETS, cwd=clone).stdout
@@ -213,8 +214,10 @@ def test_the_default_local_remote_serves_a_fresh_clone(dvc_project):
 def test_metrics_show_the_team_figures(dvc_project):
     result = dvc_project.dvc("metrics", "show", "--json")
     shown = json.loads(result.stdout)
-    assert "workspace" in shown, result.stdout[-2000:] + result.stderr[-2000:]
-    workspace = shown["workspace"]["data"]
+    # The workspace is "workspace" or "" depending on whether DVC met an unreadable file.
+    key = "workspace" if "workspace" in shown else ""
+    assert key in shown, result.stdout[-2000:] + result.stderr[-2000:]
+    workspace = shown[key]["data"]
     evaluation = workspace[f"{RED}/08_reporting/evaluation_metrics.json"]["data"]
     backtest = workspace[f"{RED}/08_reporting/backtest_metrics.json"]["data"]
     assert {"ludwig", "naive_last_close"} <= set(evaluation)
