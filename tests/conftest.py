@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
+import sys
 from typing import Any
 
 import pandas as pd
@@ -159,3 +161,28 @@ def pytest_terminal_summary(terminalreporter):
             f"The tests of what people open (HTML pages in a real browser) did not run: "
             f"{INSTALL_HINT}."
         )
+
+
+_MLFLOW_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_state_stays_in_its_test():
+    """MLflow keeps process-wide state (the active run, the experiment, the tracking URI, and
+    the environment variables set_tracking_uri and set_experiment write for subprocesses): a
+    test's in-process Kedro run must not hand its store to the next test."""
+    saved = {name: os.environ.get(name) for name in _MLFLOW_VARIABLES}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+        from mlflow.tracking import fluent
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run("KILLED")
+        fluent._active_experiment_id = None
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -109,6 +109,35 @@ class StorageLockHook:
             self._held.pop().release()
 
 
+class StopAfterFailureHook:
+    """Runs no node once the pipeline has failed.
+
+    Kedro's runner stops at the first failure by itself; Dagster (kedro-dagster) still runs the
+    steps that do not depend on the failed one, and each would reopen the MLflow run that
+    kedro-mlflow had just closed as FAILED (leaving it RUNNING). ``tryfirst``: the refusal comes
+    before any other hook acts on the node.
+    """
+
+    def __init__(self) -> None:
+        self._failure: Exception | None = None
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._failure = None
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        self._failure = error
+
+    @hook_impl(tryfirst=True)
+    def before_node_run(self, node: Any) -> None:
+        if self._failure is not None:
+            raise RuntimeError(
+                f"not running {node.name}: the pipeline already failed "
+                f"({type(self._failure).__name__}: {str(self._failure).splitlines()[0][:200]})"
+            )
+
+
 class FailureReportHook:
     """Saves the report a failing node carries, so that a report never describes an older run.
 

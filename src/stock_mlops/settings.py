@@ -15,6 +15,7 @@ from stock_mlops.hooks import (
     LudwigPreflightHook,
     MlflowRunViewsHook,
     ParameterValidationHook,
+    StopAfterFailureHook,
     StorageLockHook,
     TeamCredentialsHook,
 )
@@ -106,10 +107,13 @@ HOOKS = (
     LocalTrackingStoreHook(),
     TeamCredentialsHook(),
     ParameterValidationHook(),
+    # pluggy calls the last registered first: the Ludwig pre-flight refuses a bad config before
+    # the run lock touches the storage root.
+    StorageLockHook(),
     LudwigPreflightHook(),
     MlflowRunViewsHook(),
-    StorageLockHook(),
     FailureReportHook(),
+    StopAfterFailureHook(),
     # Only when the fault suite sets STOCK_MLOPS_FAULT (stock_mlops/faults.py).
     *fault_hooks(),
     # Acts only in a DVC stage: a failed run leaves the previous outputs as they were.

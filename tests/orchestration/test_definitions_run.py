@@ -171,7 +171,10 @@ def test_a_three_session_backfill_writes_three_sessions_of_predictions_and_order
         assert orders.empty  # nothing held, nothing to buy: no order at all
     else:
         first = _days(positive["feature_date"]).min()
-        bought = orders[(_days(orders["decision_date"]) == first) & (orders["side"] == "buy")]
+        decisions = orders[orders["event"] == "decided"]  # the log also holds status events
+        bought = decisions[
+            (_days(decisions["decision_date"]) == first) & (decisions["side"] == "buy")
+        ]
         assert bought["client_order_id"].nunique() == 1
         # Each run logs its decisions; a session run again finds its order already at the broker.
         statuses = bought.sort_values("decided_at")["status"].tolist()
@@ -193,8 +196,11 @@ def test_a_failed_run_reaches_kedro_and_ends_its_mlflow_run_as_failed(all_defini
         # raise_on_error=False, as a run worker runs the job (hooks run before the run ends).
         result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
     assert not result.success
-    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    failure, *refused_later = [event for event in result.all_events if event.is_step_failure]
     assert failure.step_key == "data_ingestion__build_price_request_node"
+    # Steps independent of the failed one are refused, not run (they would reopen the MLflow run).
+    for later in refused_later:
+        assert "the pipeline already failed" in later.event_specific_data.error.cause.message
     refused = failure.event_specific_data.error.cause  # Dagster wraps the node's error
     assert refused.cls_name == "ParameterError"
     assert "data_ingestion.source" in refused.message
@@ -203,7 +209,8 @@ def test_a_failed_run_reaches_kedro_and_ends_its_mlflow_run_as_failed(all_defini
     ]
     assert hooks  # the Kedro failure hook ran
     with sqlite3.connect(root / "mlflow.db") as db:
-        (status,) = db.execute(
-            "select status from runs order by start_time desc limit 1"
-        ).fetchone()
-    assert status == "FAILED"  # kedro-mlflow's on_pipeline_error closed the run
+        rows = db.execute(
+            "select name, status, start_time from runs order by start_time desc"
+        ).fetchall()
+    (status,) = [row[1] for row in rows[:1]]
+    assert status == "FAILED", rows  # kedro-mlflow's on_pipeline_error closed the run
