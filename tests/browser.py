@@ -150,6 +150,7 @@ class Browser:
 
         self._read_network_log()
         self._requests.clear()  # requests() reports this page only
+        self.driver.get_log("browser")  # reading empties it: console_errors() is this page's
         started = time.perf_counter()
         self.driver.get(url)
         wait = WebDriverWait(self.driver, timeout)
@@ -238,7 +239,7 @@ class Browser:
         return path
 
     def console_errors(self) -> list[dict]:
-        """The page's severe console messages (script errors)."""
+        """The severe console messages (script errors) since the last :meth:`open`."""
         return [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
 
     # ---------------------------------------------------------------------------- network
