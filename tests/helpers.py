@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +221,43 @@ def talib_expected(bars: pd.DataFrame) -> dict[str, np.ndarray]:
         "day_of_month": dates.day.to_numpy(dtype=float),
         "month": dates.month.to_numpy(dtype=float),
     }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def make_serve(args: list[str], port: int, env: dict[str, str], timeout: float) -> Iterator[str]:
+    """`make -s serve PORT=<port> <args>` until it answers /ping; yields its URL, then stops it
+    (its whole process group)."""
+    import requests
+
+    process = subprocess.Popen(
+        ["make", "-s", "serve", f"PORT={port}", *args],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"make serve exited: {process.stdout.read().decode()[-3000:]}")
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(1)
+        else:
+            raise AssertionError("the server did not answer /ping in time")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from helpers import PROJECT
+from helpers import PROJECT, free_port
 from monitoring_helpers import feature_kinds, monitor
 
 from stock_mlops.datasets import EvidentlyWorkspaceDataset
@@ -42,12 +41,6 @@ return Array.from(document.querySelectorAll('div.MuiCard-root')).map(card => {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str):
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback only
         return json.loads(response.read())
@@ -60,7 +53,7 @@ def evidently_ui(tmp_path, small_features, small_prices):
     for run_date in RUN_DATES:
         run = monitor(small_features, small_prices, feature_kinds(), run_date)
         workspace.save(workspace_run(run.drift, run.quality, run.drift_window, "red"))
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "ui.log").open("w")
     server = subprocess.Popen(
         [

@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from helpers import PROJECT
+from helpers import PROJECT, free_port
 
 from stock_mlops.core.params import FeatureEngineeringParams
 from stock_mlops.pipelines.feature_engineering.nodes import build_features, describe_features
@@ -107,16 +106,10 @@ def test_wrapped_datasets_have_previews(viz_project):
     assert "oscillator" in json.dumps(previews["feature_kinds"]["preview"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.browser
 def test_the_served_site_draws_the_flowchart_offline(viz_project, browser):
     project, env, _ = viz_project
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,

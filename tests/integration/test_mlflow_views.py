@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -15,7 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 import requests
-from helpers import PROJECT
+from helpers import PROJECT, free_port
 
 from stock_mlops.datasets.mlflow_views import frame_digest
 
@@ -78,16 +77,10 @@ def test_features_are_the_training_input_with_a_digest_of_every_row(default_run,
     assert {t.key: t.value for t in recorded.tags}["mlflow.data.context"] == "training"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_ui(loop_run):
     """`make ui` on the loop's tracking store; yields the runs link it printed."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": loop_run.tracking_uri}
     process = subprocess.Popen(
         ["make", "-s", "ui", f"UI_PORT={port}", "TEAM=base"],

@@ -5,26 +5,16 @@ batch predictions, and refuses too few bars or malformed ones with a 4xx and a m
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import time
 
 import mlflow
 import pandas as pd
 import pytest
 import requests
-from helpers import PROJECT, run_kedro
+from helpers import free_port, make_serve, run_kedro
 
 pytestmark = pytest.mark.slow
 
 PRICE_MODEL = "stock_mlops_base_prices"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,33 +33,10 @@ def price_model(loop_run):
 
 @pytest.fixture(scope="module")
 def server(loop_run, price_model):
-    port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": loop_run.tracking_uri}
-    process = subprocess.Popen(
-        ["make", "-s", "serve", f"PORT={port}", f"MODEL_URI=models:/{PRICE_MODEL}@champion"],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 400
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"make serve exited: {process.stdout.read().decode()[-3000:]}")
-            try:
-                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(1)
-        else:
-            raise AssertionError("the server did not answer /ping in time")
+    model = f"MODEL_URI=models:/{PRICE_MODEL}@champion"
+    with make_serve([model], free_port(), env, timeout=400) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
 
 
 def _bars(loop_run, n: int) -> pd.DataFrame:

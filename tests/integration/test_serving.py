@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import time
 
 import mlflow
 import pandas as pd
 import pytest
 import requests
-from helpers import PROJECT
+from helpers import free_port, make_serve
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -28,32 +18,9 @@ def server(loop_run):
     client = mlflow.MlflowClient(tracking_uri=loop_run.tracking_uri)
     version = max(int(v.version) for v in client.search_model_versions("name='stock_mlops_base'"))
     client.set_registered_model_alias("stock_mlops_base", "champion", str(version))
-    port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": loop_run.tracking_uri}
-    process = subprocess.Popen(
-        ["make", "-s", "serve", f"PORT={port}", "TEAM=base"],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"make serve exited: {process.stdout.read().decode()[-3000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(1)
-    else:
-        os.killpg(process.pid, signal.SIGTERM)
-        raise AssertionError("the server did not answer /ping in time")
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
+    with make_serve(["TEAM=base"], free_port(), env, timeout=240) as url:
+        yield url
 
 
 def _records(rows: pd.DataFrame) -> list[dict]:
