@@ -62,6 +62,15 @@ TINY_LUDWIG_CONFIG = {
     "combiner": {"type": "concat", "output_size": 8},
     "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
 }
+# A hyperopt section in Ludwig's Optuna format: two trials of the learning rate.
+TINY_SEARCH = {
+    "executor": {"type": "optuna", "num_samples": 2, "sampler": "random"},
+    "goal": "minimize",
+    "metric": "mean_absolute_error",
+    "output_feature": "target_return_1d",
+    "split": "validation",
+    "parameters": {"trainer.learning_rate": {"space": "loguniform", "lower": 1e-4, "upper": 1e-2}},
+}
 # Fixed dates: train to mid-2021, validation to mid-2022, the gate to the end of 2022, test 2023.
 TRAINING_SPLIT = {
     "train_end": dt.date(2021, 6, 30),
@@ -94,7 +103,7 @@ def tiny_forecaster(small_features, tmp_path_factory):
     validated = validate_training_config(
         copy.deepcopy(TINY_LUDWIG_CONFIG), small_features, params.scope, plan
     )
-    forecaster, curves, tags = train_forecaster(small_features, validated, params, "test", plan)
+    forecaster, curves, tags, _ = train_forecaster(small_features, validated, params, "test", plan)
     store = PyfuncModelDataset(filepath=str(tmp_path_factory.mktemp("models") / "forecaster"))
     store.save(forecaster)
     return {

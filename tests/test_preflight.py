@@ -40,7 +40,7 @@ def test_the_columns_are_the_ones_the_feature_pipeline_builds(small_prices):
             "unknown top-level key(s) ['model'] (did you mean 'model_type'?)",
         ),
         ({"trainr": {"epochs": 3}}, "(did you mean 'trainer'?)"),
-        ({"hyperopt": {}}, "'hyperopt' is not supported here"),
+        ({"hyperopt": {}}, "hyperopt.executor.type: 'None' cannot run here; use 'optuna'"),
         (
             {"input_features": [{"name": "rsi_41", "type": "number"}]},
             "'rsi_41' is not a column of features (did you mean 'rsi_14'?)",

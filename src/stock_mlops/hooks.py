@@ -109,6 +109,52 @@ class StorageLockHook:
             self._held.pop().release()
 
 
+class DaskClusterHook:
+    """One Dask cluster for a whole run when ``training.executor`` is ``dask``.
+
+    Several training nodes hand work to the executor (the deployable models, the walk-forward
+    folds); without this hook each would start its own LocalCluster, whose workers import torch
+    and Ludwig again. Before a pipeline with training nodes the hook declares the run's cluster,
+    which the first node that needs it starts (a daily run that does not retrain starts none);
+    it closes when the run ends, successfully or not. Outside such a run (a node called by
+    itself) each node opens and closes its own.
+    """
+
+    def __init__(self) -> None:
+        self._context: KedroContext | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._context = context
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline) -> None:
+        if self._context is None:
+            return
+        raw = self._context.config_loader["parameters"].get("training")
+        if not raw or raw.get("executor") != "dask":
+            return
+        if not any(node.namespace == "training" for node in pipeline.nodes):
+            return
+        from stock_mlops.core.params import TrainingParams  # noqa: PLC0415
+        from stock_mlops.pipelines.training.executors import open_run_cluster  # noqa: PLC0415
+
+        open_run_cluster(TrainingParams.parse(raw, "training").dask)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._close()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        from stock_mlops.pipelines.training.executors import close_run_cluster  # noqa: PLC0415
+
+        close_run_cluster()
+
+
 class StopAfterFailureHook:
     """Runs no node once the pipeline has failed.
 

@@ -25,6 +25,7 @@ from stock_mlops.pipelines.training.config_validation import (
     _check_inputs,
     _check_output,
     _check_split,
+    check_search,
 )
 
 # The top-level properties of Ludwig 0.17's ECD schema
@@ -91,6 +92,7 @@ def check_ludwig_config(
         _check_split(config)
         _check_inputs(config, set(columns))
         _check_output(config)
+        check_search(config)
     except LudwigConfigError as exc:
         raise LudwigConfigError(f"{source}: {exc}") from None
 

@@ -10,6 +10,7 @@ from omegaconf.resolvers import oc
 from stock_mlops.dvc_stages import DvcStageGuardHook
 from stock_mlops.faults import fault_hooks
 from stock_mlops.hooks import (
+    DaskClusterHook,
     FailureReportHook,
     LocalTrackingStoreHook,
     LudwigPreflightHook,
@@ -114,6 +115,7 @@ HOOKS = (
     MlflowRunViewsHook(),
     FailureReportHook(),
     StopAfterFailureHook(),
+    DaskClusterHook(),
     # Only when the fault suite sets STOCK_MLOPS_FAULT (stock_mlops/faults.py).
     *fault_hooks(),
     # Acts only in a DVC stage: a failed run leaves the previous outputs as they were.

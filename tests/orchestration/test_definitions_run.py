@@ -56,7 +56,10 @@ def all_definitions(storage) -> dict[str, dg.Definitions]:
         params = {
             "storage_root": str(root / location),
             "data_ingestion": {"symbols": "AAPL MSFT"},
-            "training": {"ludwig_config": str(ludwig)},
+            # Red's per-symbol models train on a two-worker Dask LocalCluster inside the
+            # Dagster run (the executor a team uses when its daily job runs on a cluster).
+            "training": {"ludwig_config": str(ludwig)}
+            | ({"executor": "dask", "dask": {"n_workers": 2}} if location == "red" else {}),
             # The newest model, which moves, rather than the naive champion, which never trades.
             "inference": {"model_source": "latest"},
             "trading": {"threshold": 0.0},
@@ -133,6 +136,11 @@ def test_red_daily_runs_one_session_in_process(all_definitions, storage):
     # The prediction for the session after run_date (over the 4 July weekend), from its features.
     assert set(_days(predictions["feature_date"])) == {FIRST_DAY}
     assert set(_days(predictions["target_date"])) == {"2023-07-03"}
+    # Its models were trained as tasks on the Dask cluster.
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.team = 'red'")
+    assert "dask" in set(runs.get("tags.executor", pd.Series(dtype=str)).dropna())
 
 
 def test_a_three_session_backfill_writes_three_sessions_of_predictions_and_orders(

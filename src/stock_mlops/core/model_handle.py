@@ -30,6 +30,9 @@ class Forecaster(Protocol):
     def symbols(self) -> list[str]:
         """The symbols with a model (empty for a pooled forecaster)."""
 
+    def only(self, symbol: str) -> Forecaster:
+        """The same forecaster with one symbol's model."""
+
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:

@@ -283,9 +283,30 @@ class PromotionParams(_Section):
     min_gate_dates: int = Field(20, ge=5)
 
 
+class DaskParams(_Section):
+    """Where ``training.executor: dask`` runs its per-symbol tasks."""
+
+    # tcp://host:8786 of a running scheduler; null: Dask's own ``scheduler-address`` setting
+    # (the DASK_SCHEDULER_ADDRESS environment variable), else a LocalCluster started by the run.
+    scheduler_address: str | None = None
+    # LocalCluster only: worker processes (null: one per core, divided by torch_threads).
+    n_workers: int | None = Field(None, ge=1)
+    # Torch threads per task: workers run one task each, so cores are not oversubscribed.
+    torch_threads: int = Field(1, ge=1)
+    # LocalCluster only: memory per worker ("auto": the machine's memory divided by workers).
+    memory_limit: str = "auto"
+    # LocalCluster only: how often a task may lose its worker (a crash, a kill) before the run
+    # stops; Dask's own default is 3, which repeats a task that runs a worker out of memory.
+    allowed_failures: int = Field(1, ge=0)
+
+
 class TrainingParams(_Section):
     ludwig_config: str
     scope: Literal["per_symbol", "pooled"] = "per_symbol"
+    # serial: every model in this process, one after the other; dask: one task per model
+    # (symbol, walk-forward fold, hyperopt search) on a Dask cluster (see ``dask``).
+    executor: Literal["serial", "dask"] = "serial"
+    dask: DaskParams = DaskParams()
     split: SplitParams
     # Sessions back from run_date; null: the fixed dates of ``split``.
     window: WindowParams | None = WindowParams()

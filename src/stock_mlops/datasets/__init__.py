@@ -10,7 +10,11 @@ from stock_mlops.datasets.models import (
 from stock_mlops.datasets.monitoring import EvidentlyWorkspaceDataset, OptionalDataset
 from stock_mlops.datasets.previous import EarlierRunDataset
 from stock_mlops.datasets.raw_prices import RawPriceArchiveDataset
-from stock_mlops.datasets.run_info import MlflowTagsDataset, RunInfoDataset
+from stock_mlops.datasets.run_info import (
+    MlflowTagsDataset,
+    MlflowTrialRunsDataset,
+    RunInfoDataset,
+)
 from stock_mlops.datasets.serving import PriceModelDataset
 from stock_mlops.datasets.tables import AppendOnlyParquetDataset, AtomicDataset
 from stock_mlops.datasets.team_outputs import TeamOutputsDataset
@@ -26,6 +30,7 @@ __all__ = [
     "MlflowInputDataset",
     "MlflowParamsDataset",
     "MlflowTagsDataset",
+    "MlflowTrialRunsDataset",
     "OptionalDataset",
     "PriceModelDataset",
     "PyfuncModelDataset",

@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 
 
@@ -73,3 +74,52 @@ class MlflowTagsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
     def _describe(self) -> dict[str, Any]:
         return {}
+
+
+class MlflowTrialRunsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A hyperparameter search's trials as MLflow child runs of the active (training) run.
+
+    Each trial becomes a nested run named ``trial <k> · <model>`` with the values it tried as
+    parameters, its ``validation_score`` as a metric and the tags ``model``, ``fold``, ``trial``
+    and ``best``; the whole table also goes to the parent run as ``hyperopt/trials.csv``. An
+    empty table (no search) logs nothing. Loading gives the active run's trials back.
+    """
+
+    def __init__(self, *, metadata: dict[str, Any] | None = None) -> None:
+        self.metadata = metadata
+
+    def save(self, data: pd.DataFrame) -> None:
+        import json  # noqa: PLC0415
+
+        import mlflow  # noqa: PLC0415
+
+        parent = mlflow.active_run()
+        if parent is None or data.empty:
+            return
+        for row in data.itertuples(index=False):
+            name = f"trial {row.trial} · {row.model}" + ("" if not row.fold else f" · {row.fold}")
+            tags = {"model": row.model, "fold": row.fold, "trial": row.trial, "best": row.best}
+            with mlflow.start_run(run_name=name, nested=True, tags=_strings(tags)):
+                mlflow.log_params(json.loads(row.parameters))
+                mlflow.log_metric("validation_score", float(row.validation_score))
+                mlflow.log_metric("epochs", float(row.epochs))
+        mlflow.log_text(data.to_csv(index=False), "hyperopt/trials.csv")
+
+    def load(self) -> pd.DataFrame:
+        import mlflow  # noqa: PLC0415
+
+        run = mlflow.active_run()
+        if run is None:
+            raise DatasetError("no active MLflow run to read hyperopt trials from")
+        children = mlflow.search_runs(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+        )
+        return children
+
+    def _describe(self) -> dict[str, Any]:
+        return {}
+
+
+def _strings(values: dict[str, Any]) -> dict[str, str]:
+    return {key: str(value) for key, value in values.items()}

@@ -84,6 +84,18 @@ class StockForecaster(mlflow.pyfunc.PythonModel):
     def symbols(self) -> list[str]:
         return sorted(k for k in self.archives if k != POOLED)
 
+    def only(self, symbol: str) -> StockForecaster:
+        """The same forecaster with one symbol's model (what a per-symbol task needs)."""
+        return StockForecaster(
+            archives={symbol: self.archives[symbol]},
+            input_columns=self.input_columns,
+            output_name=self.output_name,
+            output_type=self.output_type,
+            scope=self.scope,
+            metadata=self.metadata,
+            input_example=self.input_example,
+        )
+
     def load_context(self, context: Any) -> None:
         self._models()
 

@@ -41,7 +41,10 @@ def test_config_to_metrics_slice(
     )
     curves = outputs["training_curves"]
     expected = {"pooled"} if scope == "pooled" else {"AAPL", "MSFT", "NVDA"}
-    assert {name.split(".")[1] for name in curves} == expected
+    assert {name.split(".")[1] for name in curves if name != "trials"} == expected
+    # No hyperopt section: one configuration tried (what the deflated Sharpe counts).
+    assert curves["trials"] == [{"value": 1.0, "step": 0}]
+    assert outputs["hyperopt_trials"].empty
     metrics = outputs["evaluation_metrics"]
     assert set(metrics) == {"ludwig", "naive_last_close", "mean_drift", "ridge"}
     assert metrics["ludwig"]["n"] == metrics["naive_last_close"]["n"] > 0

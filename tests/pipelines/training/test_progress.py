@@ -1,6 +1,6 @@
 """Training says how far it is: model k of N, the time so far and an estimate of what is left."""
 
-from stock_mlops.pipelines.training.nodes import training_progress
+from stock_mlops.pipelines.training.executors import training_progress
 
 
 def test_progress_names_the_model_the_elapsed_time_and_an_estimate():

@@ -18,8 +18,7 @@ CATEGORY_TARGETS = {C.TARGET_DIRECTION}
 FORBIDDEN_INPUTS = {C.TARGET_DATE, C.DATE, *C.TARGETS}
 # Keys this project does not act on, with the reason given to the user.
 UNSUPPORTED_KEYS = {
-    "hyperopt": "hyperparameter search is not run by the training pipeline",
-    "backend": "training always runs on the local backend",
+    "backend": "training runs on Ludwig's local backend (training.executor spreads the models)",
 }
 
 
@@ -50,6 +49,7 @@ def validate_ludwig_config(
     _check_split(config)
     inputs = _check_inputs(config, set(feature_columns))
     _check_output(config)
+    check_search(config)
     if scope == "pooled" and C.SYMBOL not in inputs:
         config["input_features"].append({"name": C.SYMBOL, "type": "category"})
     _check_ludwig_schema(config)
@@ -133,6 +133,13 @@ def _check_output(config: dict[str, Any]) -> None:
             f"output_features[0].name: '{name}' is not a target column "
             f"(one of {sorted(NUMBER_TARGETS | CATEGORY_TARGETS)})"
         )
+
+
+def check_search(config: dict[str, Any]) -> None:
+    """The ``hyperopt`` section can run (see :mod:`.hyperopt`)."""
+    from stock_mlops.pipelines.training.hyperopt import search_spec  # noqa: PLC0415 - it imports us
+
+    search_spec(config)
 
 
 def _check_ludwig_schema(config: dict[str, Any]) -> None:

@@ -37,6 +37,8 @@ class TrainedModel:
 
     archive: bytes
     curves: dict[str, list[float]] = field(default_factory=dict)
+    # The restored model's metric on the validation rows, when asked for (a hyperopt trial).
+    validation_score: float | None = None
 
 
 def train_ludwig(
@@ -44,17 +46,20 @@ def train_ludwig(
     train: pd.DataFrame,
     validation: pd.DataFrame,
     seed: int,
+    score: tuple[str, str] | None = None,
 ) -> TrainedModel:
     """Trains exactly what ``config`` says on ``train``, early-stopping on ``validation``.
 
     Args:
-        config: A validated Ludwig config.
+        config: A validated Ludwig config (without a ``hyperopt`` section).
         train: Training rows (inputs and the output column).
         validation: Validation rows, strictly later than the training rows.
         seed: Random seed for weights and shuffling.
+        score: ``(output feature or "combined", metric)``: also evaluate the trained model on
+            the validation rows with Ludwig's metric of that name.
 
     Returns:
-        The saved model as zip bytes and its training/validation curves.
+        The saved model as zip bytes, its training/validation curves and, if asked, its score.
     """
     from ludwig.api import LudwigModel  # noqa: PLC0415 - ~10 s import, only when training
 
@@ -84,7 +89,34 @@ def train_ludwig(
         )
         model.save(str(Path(workdir) / "model"))
         archive = zip_folder(Path(workdir) / "model")
-    return TrainedModel(archive=archive, curves=_curves(results.train_stats, config))
+        value = None
+        if score is not None:
+            value = _validation_score(model, validation[columns], score, Path(workdir) / "eval")
+    return TrainedModel(
+        archive=archive, curves=_curves(results.train_stats, config), validation_score=value
+    )
+
+
+def _validation_score(
+    model: Any, validation: pd.DataFrame, score: tuple[str, str], workdir: Path
+) -> float:
+    """Ludwig's evaluation of the (restored best-epoch) model on the validation rows."""
+    output, metric = score
+    stats, _, _ = model.evaluate(
+        dataset=validation.reset_index(drop=True),
+        collect_predictions=False,
+        output_directory=str(workdir),
+        skip_save_unprocessed_output=True,
+        skip_save_predictions=True,
+        skip_save_eval_stats=True,
+    )
+    values = stats.get(output, {})
+    if metric not in values:
+        raise ValueError(
+            f"hyperopt.metric: Ludwig reports no '{metric}' for '{output}' "
+            f"(it reports {sorted(values)})"
+        )
+    return float(values[metric])
 
 
 def training_rows_metadata(config: dict[str, Any], rows: pd.DataFrame) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -47,6 +46,8 @@ from stock_mlops.pipelines.training.config_validation import (
     output_feature,
     validate_ludwig_config,
 )
+from stock_mlops.pipelines.training.executors import Task, open_executor
+from stock_mlops.pipelines.training.hyperopt import FittedModel, fit_model
 from stock_mlops.pipelines.training.planning import (
     HISTORY_COLUMNS,
     TrainingPlan,
@@ -65,6 +66,7 @@ from stock_mlops.pipelines.training.splits import (
 logger = logging.getLogger(__name__)
 
 EVALUATED_SPLITS = (VALIDATION, GATE, TEST)
+TRIAL_COLUMNS = ["model", "fold", "trial", "parameters", "validation_score", "epochs", "best"]
 
 
 # ------------------------------------------------------------------------------------- plan
@@ -185,8 +187,10 @@ def train_forecaster(
     params: TrainingParams,
     team: str,
     training_plan: TrainingPlan,
-) -> tuple[Forecaster | Unchanged, dict[str, list[dict[str, float]]], dict[str, str]]:
-    """Trains the deployable model on the fold's train rows (validation for early stopping).
+) -> tuple[Forecaster | Unchanged, dict[str, list[dict[str, float]]], dict[str, str], pd.DataFrame]:
+    """Trains the deployable model on the fold's train rows (validation for early stopping),
+    after the config's hyperparameter search when it has one; each model (symbol, or the pooled
+    one) is a task on ``training.executor``.
 
     Args:
         features: The ``features`` dataset.
@@ -196,16 +200,19 @@ def train_forecaster(
         training_plan: This run's plan (its fold).
 
     Returns:
-        The forecaster (for the local model store), per-epoch curves as MLflow metric
-        histories, and tags describing what was trained (window, config and data hashes).
+        The forecaster (for the local model store), per-epoch curves and the number of
+        configurations tried as MLflow metric histories, tags describing what was trained
+        (window, config and data hashes), and every hyperopt trial (empty without a search).
     """
     if not training_plan.due:
-        return UNCHANGED, {}, {}
+        return UNCHANGED, {}, {}, pd.DataFrame(columns=TRIAL_COLUMNS)
     from stock_mlops.models.forecaster import StockForecaster  # noqa: PLC0415 - imports mlflow
 
     fold = training_plan.fold
     parts = _fold_parts(features, fold)
-    models, curves = _train_models(ludwig_config, parts, params)
+    fitted = _train_models(ludwig_config, {"": parts}, params)[""]
+    models = {key: model.archive for key, model in fitted.items()}
+    curves = _curves(fitted)
     target, kind = output_feature(ludwig_config)
     inputs = input_columns(ludwig_config)
     example = parts[VALIDATION].head(2)[[C.SYMBOL, *[c for c in inputs if c != C.SYMBOL]]]
@@ -241,8 +248,9 @@ def train_forecaster(
         "run_date": str(training_plan.run_date.date()),
         "training_data_sha256": data_hash,
         "ludwig_config_sha256": training_plan.ludwig_config_sha256,
+        "executor": params.executor,
     }
-    return forecaster, curves, tags
+    return forecaster, curves, tags, trials_table(fitted)
 
 
 def register_forecaster(
@@ -282,13 +290,11 @@ def _fold_parts(features: pd.DataFrame, fold: Fold) -> dict[str, pd.DataFrame]:
     return parts
 
 
-def _train_models(
-    config: dict[str, Any], parts: dict[str, pd.DataFrame], params: TrainingParams
-) -> tuple[dict[str, bytes], dict[str, list[dict[str, float]]]]:
-    from stock_mlops.pipelines.training.ludwig_trainer import (  # noqa: PLC0415
-        MIN_TRAINING_ROWS,
-        train_ludwig,
-    )
+def _model_tasks(
+    config: dict[str, Any], parts: dict[str, pd.DataFrame], params: TrainingParams, fold: str = ""
+) -> list[Task]:
+    """One task per model to train: the pooled model, or each symbol with enough rows."""
+    from stock_mlops.pipelines.training.ludwig_trainer import MIN_TRAINING_ROWS  # noqa: PLC0415
 
     if params.scope == "pooled":
         groups = {POOLED: (parts[TRAIN], parts[VALIDATION])}
@@ -297,41 +303,66 @@ def _train_models(
             symbol: (rows, parts[VALIDATION][parts[VALIDATION][C.SYMBOL] == symbol])
             for symbol, rows in parts[TRAIN].groupby(C.SYMBOL)
         }
-    archives: dict[str, bytes] = {}
-    curves: dict[str, list[dict[str, float]]] = {}
-    started = time.perf_counter()
-    for number, (key, (train, validation)) in enumerate(groups.items(), start=1):
+    tasks = []
+    for key, (train, validation) in groups.items():
         if len(train) < MIN_TRAINING_ROWS:
             logger.warning("skipping %s: only %d training rows", key, len(train))
             continue
-        trained = train_ludwig(config, train, validation, params.random_seed)
-        archives[key] = trained.archive
+        task_key = f"{fold}/{key}" if fold else key
+        tasks.append(Task(task_key, fit_model, (config, train, validation, params.random_seed)))
+    return tasks
+
+
+def _train_models(
+    config: dict[str, Any], folds: dict[str, dict[str, pd.DataFrame]], params: TrainingParams
+) -> dict[str, dict[str, FittedModel]]:
+    """Trains every model of every fold (``{"": parts}`` for the deployable model) as
+    independent tasks on ``training.executor``; fold name -> model key -> fitted model."""
+    tasks = [
+        task for fold, parts in folds.items() for task in _model_tasks(config, parts, params, fold)
+    ]
+    if not tasks:
+        raise ValueError("no model could be trained: every symbol lacks training rows")
+    with open_executor(params) as executor:
+        fitted = executor.run(tasks, "training")
+    models: dict[str, dict[str, FittedModel]] = {fold: {} for fold in folds}
+    for task_key, model in fitted.items():
+        fold, _, key = task_key.rpartition("/")
+        models[fold][key] = model
+    return models
+
+
+def _curves(models: dict[str, FittedModel]) -> dict[str, list[dict[str, float]]]:
+    """Per-epoch curves as MLflow metric histories, and the number of configurations tried."""
+    curves: dict[str, list[dict[str, float]]] = {}
+    for key, model in models.items():
         label = "pooled" if key == POOLED else key
-        for name, values in trained.curves.items():
+        for name, values in model.curves.items():
             curves[f"{TEAM_MODEL}.{label}.{name}"] = [
                 {"value": float(v), "step": step} for step, v in enumerate(values, start=1)
             ]
-        logger.info(
-            "trained %s on %d rows (%d epochs); %s",
-            label,
-            len(train),
-            len(values),
-            training_progress(number, len(groups), time.perf_counter() - started),
-        )
-    if not archives:
-        raise ValueError("no model could be trained: every symbol lacks training rows")
-    return archives, curves
+    # The deflated Sharpe ratio of the competition counts every configuration a team tried.
+    tried = max((len(model.trials) for model in models.values()), default=0)
+    curves["trials"] = [{"value": float(max(1, tried)), "step": 0}]
+    return curves
 
 
-def training_progress(done: int, total: int, elapsed: float) -> str:
-    """``model k of N, elapsed m:ss, about m:ss left`` (the estimate: the mean time so far)."""
-    left = elapsed / done * (total - done)
-    return f"model {done} of {total}, elapsed {_clock(elapsed)}, about {_clock(left)} left"
-
-
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}:{rest:02d}"
+def trials_table(models: dict[str, FittedModel], fold: str = HOLDOUT) -> pd.DataFrame:
+    """Every hyperopt trial of every model: what it tried, its validation score, the winner."""
+    rows = [
+        {
+            "model": "pooled" if key == POOLED else key,
+            "fold": fold,
+            "trial": trial.number,
+            "parameters": json.dumps(trial.parameters, sort_keys=True, default=str),
+            "validation_score": trial.score,
+            "epochs": trial.epochs,
+            "best": trial.number == model.best_trial,
+        }
+        for key, model in models.items()
+        for trial in model.trials
+    ]
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
 
 
 def _frame_hash(frame: pd.DataFrame) -> str:
@@ -363,20 +394,28 @@ def train_walk_forward_models(
     target, kind = output_feature(ludwig_config)
     labelled = labelled_rows(features)
     labelled = labelled[labelled[C.TARGET_DATE] <= training_plan.run_date]
-    models = {}
+    folds = {}
     for fold in walk_forward_folds(params.walk_forward, labelled[C.TARGET_DATE].max()):
         parts = split_rows(labelled, fold)
         if parts[TEST].empty or len(parts[TRAIN]) == 0:
             logger.warning("walk-forward fold %s has no rows; skipped", fold.name)
             continue
-        archives, _ = _train_models(ludwig_config, parts, params)
-        models[fold.name] = StockForecaster(
-            archives=archives,
+        folds[fold.name] = parts
+    if not folds:
+        return {}
+    # Every fold's every model is one task: the folds train side by side on a cluster.
+    fitted = _train_models(ludwig_config, folds, params)
+    models = {}
+    for name, fold_models in fitted.items():
+        if not fold_models:
+            continue
+        models[name] = StockForecaster(
+            archives={key: model.archive for key, model in fold_models.items()},
             input_columns=input_columns(ludwig_config),
             output_name=target,
             output_type=kind,
             scope=params.scope,
-            metadata={"fold": fold.name},
+            metadata={"fold": name},
             input_example=[],
         )
     return models
@@ -455,15 +494,17 @@ def _evaluate_fold(
     band: float,
 ) -> pd.DataFrame:
     target, _ = output_feature(config)
-    frames = []
+    selected = {}
     for split in EVALUATED_SPLITS:
         rows = parts[split]
         if forecaster.scope != "pooled":
             rows = rows[rows[C.SYMBOL].isin(forecaster.symbols)]
-        if rows.empty:
-            continue
-        raw = forecaster.predict(None, rows)["prediction"]
-        raw.index = rows.index
+        if not rows.empty:
+            selected[split] = rows
+    predicted = _predictions(forecaster, selected, params)
+    frames = []
+    for split, rows in selected.items():
+        raw = predicted[split]
         model_close = implied_close(target, raw, rows[C.CLOSE])
         model_direction = (
             raw.astype(object)
@@ -511,6 +552,41 @@ def _evaluate_fold(
     return pd.concat(frames, ignore_index=True)
 
 
+def _predictions(
+    forecaster: Forecaster, selected: dict[str, pd.DataFrame], params: TrainingParams
+) -> dict[str, pd.Series]:
+    """The forecaster's predictions of each split's rows. With the dask executor, each symbol's
+    model predicts all of its rows in one task (loading a Ludwig model is most of the cost)."""
+    if params.executor == "serial" or forecaster.scope == "pooled" or not selected:
+        return {
+            split: pd.Series(forecaster.predict(None, rows)["prediction"].to_numpy(), rows.index)
+            for split, rows in selected.items()
+        }
+    stacked = pd.concat(selected.values(), keys=list(selected), names=["split", "row"])
+    tasks = [
+        Task(str(symbol), predict_symbol, (forecaster.only(str(symbol)), rows))
+        for symbol, rows in stacked.groupby(C.SYMBOL, sort=True)
+    ]
+    with open_executor(params) as executor:
+        answers = executor.run(tasks, "prediction")
+    values = pd.concat(answers.values())
+    return {
+        split: pd.Series(values.xs(split, level="split").reindex(rows.index), rows.index)
+        for split, rows in selected.items()
+    }
+
+
+def predict_symbol(forecaster: Forecaster, rows: pd.DataFrame) -> pd.Series:
+    """One symbol's predictions of every split (a task), indexed as ``rows``. Each split is
+    predicted on its own, as the serial path does: Ludwig's float32 results depend slightly on
+    the batch a row is in."""
+    parts = [
+        pd.Series(forecaster.predict(None, split_rows)["prediction"].to_numpy(), split_rows.index)
+        for _, split_rows in rows.groupby(level="split", sort=False)
+    ]
+    return pd.concat(parts)
+
+
 def compute_evaluation_metrics(
     evaluation_predictions: pd.DataFrame, features: pd.DataFrame, training_plan: TrainingPlan
 ) -> tuple[dict[str, Any] | Unchanged, dict[str, dict[str, float]]]:
@@ -554,8 +630,6 @@ def compute_evaluation_metrics(
         for name, value in values.items():
             if value is not None:
                 flat[f"{prefix}.{name}"] = {"value": value, "step": 0}
-    # The deflated Sharpe ratio of the competition counts every configuration a team tried.
-    flat["trials"] = {"value": 1.0, "step": 0}
     return table, flat
 
 

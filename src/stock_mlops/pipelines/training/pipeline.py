@@ -32,6 +32,7 @@ _PUBLIC_OUTPUTS = {
     "registered_forecaster",
     "training_curves",
     "training_tags",
+    "hyperopt_trials",
     "evaluation_predictions",
     "evaluation_metrics",
     "evaluation_metrics_mlflow",
@@ -126,7 +127,7 @@ def _fit_and_gate_nodes() -> list[Node]:
                 "team": "params:team",
                 "training_plan": _PLAN,
             },
-            outputs=["forecaster", "training_curves", "training_tags"],
+            outputs=["forecaster", "training_curves", "training_tags", "hyperopt_trials"],
             name="train_forecaster_node",
         ),
         Node(
