@@ -47,7 +47,7 @@ class ExportError(Exception):
 class OfflinePlotlyPreprocessor(Preprocessor):
     """Replaces each plotly figure output by plotly's self-contained HTML of the figure.
 
-    plotly.js (about 3.6 MB) is inlined in the first figure only; the later ones draw with it.
+    plotly.js (about 4.6 MB) is inlined in the first figure only; the later ones draw with it.
     """
 
     def preprocess(self, nb, resources):
@@ -96,7 +96,9 @@ def execute(notebook: nbformat.NotebookNode, timeout: int = 600) -> nbformat.Not
     try:
         client.execute()
     except CellExecutionError as exc:
-        raise ExportError(f"a cell failed: {exc.ename}: {exc.evalue}") from exc
+        # The message on one line (a dataset's error often spans two).
+        reason = " ".join(str(exc.evalue).split())
+        raise ExportError(f"a cell failed: {exc.ename}: {reason}") from exc
     return notebook
 
 

@@ -8,8 +8,6 @@ import importlib.util
 import io
 import json
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +62,6 @@ class Explored:
     board_root: Path
     notebook: nbformat.NotebookNode
     page: Path
-    export_stdout: str
 
 
 def _order_on_aapl(root: Path) -> None:
@@ -108,14 +105,9 @@ def explored(loop_run, tmp_path_factory) -> Explored:
         exporter.execute(notebook)
     executed, page = base / "explore_outputs.ipynb", base / "explore_outputs.html"
     nbformat.write(notebook, executed)
-    done = subprocess.run(
-        [sys.executable, str(EXPORTER), "--no-execute", str(executed), "--output", str(page)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=base,
-    )
-    return Explored(team, board_root, notebook, page, done.stdout)
+    # What `make notebook-html` runs, on the executed notebook (in-process: no second import).
+    assert exporter.main(["--no-execute", str(executed), "--output", str(page)]) == 0
+    return Explored(team, board_root, notebook, page)
 
 
 def _cell(notebook: nbformat.NotebookNode, tag: str) -> nbformat.NotebookNode:
@@ -209,7 +201,6 @@ def test_orders_account_and_leaderboard_show_what_the_runs_wrote(explored):
 @pytest.mark.slow
 @pytest.mark.browser
 def test_the_exported_page_draws_every_chart_offline(explored, browser):
-    assert "opens offline" in explored.export_stdout
     browser.open(explored.page.as_uri(), wait_css=".celltag_leaderboard-chart .main-svg")
     figures = {tuple(f["tags"]): f for f in browser.script(_FIGURES_JS)}
     assert sorted(figures) == sorted((tag,) for tag in CHARTS)
@@ -225,8 +216,8 @@ def test_the_exported_page_draws_every_chart_offline(explored, browser):
     assert "base" in board["text"] and "[" in board["text"]
     assert browser.console_errors() == []
     assert browser.nonlocal_requests() == []
-    # plotly.js is inlined once, not once per chart (about 3.6 MB each).
-    assert explored.page.read_text().count("Plotly v2.") <= 2
+    # plotly.js (its banner names the version) is inlined once, not once per chart (4.6 MB each).
+    assert explored.page.read_text().count("plotly.js v2.") == 1
 
 
 def test_the_export_names_a_missing_notebook(tmp_path, capsys):
