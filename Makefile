@@ -69,6 +69,13 @@ monitor: $(STAMP) ## evidently UI on the team's monitoring workspace: http://127
 notebook: $(STAMP) ## JupyterLab on notebooks/ (KEDRO_ENV=red reads team red's outputs)
 	$(BIN)/jupyter lab notebooks/
 
+# The notebook run against the team's outputs and exported as one page that opens offline
+# (plotly.js inline once, none of nbconvert's CDN scripts).
+.PHONY: notebook-html
+notebook-html: $(STAMP) ## run the notebook on the team's outputs, export it to build/notebooks/ (opens offline)
+	$(if $(filter-out base,$(ENV)),KEDRO_ENV=$(ENV)) $(BIN)/python notebooks/export_html.py \
+		--output build/notebooks/explore_outputs-$(ENV).html
+
 # Serves the team's champion with MLflow's scoring protocol (GET /ping, POST /invocations with
 # feature rows). The check first says clearly when the registry has no such model or alias.
 serve: $(STAMP) ## serve MODEL_URI (default: the team's champion) on 127.0.0.1, PORT=8080
