@@ -236,7 +236,8 @@ def die_case(s3, state: dict, root: str, key: str, when: str, tracking: Path, ex
         "error_names_dataset": "Failed while saving data to dataset" in output
         and f"{root}/{key}" in output,
         "error_line": next(
-            (line for line in output.splitlines() if "DatasetError" in line), output[-300:]
+            (line.strip() for line in output.splitlines() if "Failed while saving" in line),
+            output[-300:],
         )[:300],
         "rerun_ok": rerun.ok,
         "runs": 2,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -26,9 +27,16 @@ HOW = (
 
 
 def sweep_rows(sweeps: list[dict]) -> list[tuple[str, str]]:
-    rows = []
+    # The parts of every sweep, merged by storage (several sweeps may cover one storage).
+    merged: dict[str, dict] = {}
     for sweep in sweeps:
         for part in sweep["parts"]:
+            into = merged.setdefault(part["storage"], {"storage": part["storage"], "cases": []})
+            into["cases"] += part["cases"]
+            into["points_traced"] = max(into.get("points_traced", 0), part["points_traced"])
+    rows = []
+    if merged:
+        for part in merged.values():
             cases = part["cases"]
             kills = [c for c in cases if c["point"].startswith(("before:", "save:", "end"))]
             deaths = [c for c in cases if c["point"].startswith("s3-dies-")]
@@ -82,7 +90,12 @@ def sweep_rows(sweeps: list[dict]) -> list[tuple[str, str]]:
                     else "-",
                 ),
             ]
-        rows.append(("sweep run", f"{sweep['date']}, {sweep['seconds'] / 60:.0f} min"))
+    for sweep in sweeps:
+        # The options, without where the JSON went (a path of the machine it ran on).
+        command = re.sub(r"\s*--out\s+\S+", "", sweep["command"])
+        rows.append(
+            ("sweep run", f"ended {sweep['date']}, {sweep['seconds'] / 60:.0f} min: `{command}`")
+        )
     return rows
 
 
