@@ -159,6 +159,9 @@ def local_sweep(args, folder: Path, tracking: Path) -> dict:
         case = kill_case(state, str(folder / f"case-{i}"), point, tracking)
         cases.append(case)
         _print(case)
+        # Written after every case, so that a sweep stopped early still leaves its figures.
+        part = {"storage": "local", "points_traced": len(points), "points": chosen}
+        _write(args, [{**part, "cases": cases, "partial": i + 1 < len(chosen)}])
     if args.concurrent:
         case = concurrent_case(state, str(folder / "concurrent"), args.concurrent, tracking)
         cases.append(case)
@@ -247,6 +250,22 @@ def die_case(s3, state: dict, root: str, key: str, when: str, tracking: Path, ex
     }
 
 
+_STARTED = time.monotonic()
+
+
+def _write(args, parts: list[dict]) -> dict:
+    """The sweep's results so far (written to ``--out`` when given)."""
+    result = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(sys.argv[1:]),
+        "seconds": round(time.monotonic() - _STARTED, 1),
+        "parts": parts,
+    }
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
 def _print(case: dict) -> None:
     flag = "ok " if _good(case) else "BAD"
     print(
@@ -286,7 +305,6 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    started = time.monotonic()
     parts = []
     with tempfile.TemporaryDirectory(prefix="fault_sweep_") as scratch:
         folder = Path(scratch)
@@ -301,20 +319,13 @@ def main() -> int:
     if args.list:
         return 0
     cases = [c for part in parts for c in part["cases"]]
-    result = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(sys.argv[1:]),
-        "seconds": round(time.monotonic() - started, 1),
-        "parts": parts,
-    }
+    result = _write(args, parts)
     bad = [c for c in cases if not _good(c)]
     print(
         f"\n{len(cases)} cases, {sum(c['runs'] for c in cases)} kedro runs after the setup, "
         f"lost {sum(c['lost'] for c in cases)}, duplicated {sum(c['duplicated'] for c in cases)}, "
         f"{len(bad)} bad, {result['seconds']:.0f} s"
     )
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2, default=str))
     return 1 if bad else 0
 
 
