@@ -17,6 +17,8 @@ SCRIPTS = (
     "bench_models.py",
     "bench_monitoring.py",
     "bench_cli_and_serving.py",
+    # Not the fault sweep (hours for every point): bench_fault_sweep.py is run on its own.
+    "bench_serving_load.py",
 )
 
 

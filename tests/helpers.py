@@ -234,13 +234,25 @@ def free_port() -> int:
 def make_serve(args: list[str], port: int, env: dict[str, str], timeout: float) -> Iterator[str]:
     """`make -s serve PORT=<port> <args>` until it answers /ping; yields its URL, then stops it
     (its whole process group)."""
+    with serve_process(args, port, env, timeout) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_process(
+    args: list[str], port: int, env: dict[str, str], timeout: float, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As :func:`make_serve`, yielding the URL and the `make` process (whose process tree is
+    the server, for measuring its memory). Under load, pass ``log``: the server's output goes
+    to that file instead of a pipe nobody reads, which would fill and stall the server."""
     import requests
 
+    sink = log.open("wb") if log else subprocess.PIPE
     process = subprocess.Popen(
         ["make", "-s", "serve", f"PORT={port}", *args],
         cwd=PROJECT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=sink,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -249,7 +261,8 @@ def make_serve(args: list[str], port: int, env: dict[str, str], timeout: float) 
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise AssertionError(f"make serve exited: {process.stdout.read().decode()[-3000:]}")
+                output = log.read_bytes() if log else process.stdout.read()
+                raise AssertionError(f"make serve exited: {output.decode()[-3000:]}")
             try:
                 if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                     break
@@ -257,7 +270,9 @@ def make_serve(args: list[str], port: int, env: dict[str, str], timeout: float) 
                 time.sleep(1)
         else:
             raise AssertionError("the server did not answer /ping in time")
-        yield url
+        yield url, process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+        if log:
+            sink.close()

@@ -56,6 +56,24 @@ def test_orphans_of_killed_saves_are_swept_and_live_ones_kept(tmp_path):
     assert mine.exists() and elsewhere_new.exists() and other.exists()
 
 
+def test_orphans_of_other_names_in_the_folder_are_swept_too(tmp_path):
+    # The fault sweep's find: a run killed while writing the raw archive's manifest (a new,
+    # timestamped name every run) left a temporary file no later save of that name removes.
+    manifests = tmp_path / "_manifests"
+    manifests.mkdir()
+    orphan = manifests / f".20240102T000000000000Z.json.tmp-{host_tag()}-{dead_pid()}-0123456789ab"
+    running = manifests / f".20240102T000000000001Z.json.tmp-{host_tag()}-{os.getpid()}-abcdef"
+    for path in (orphan, running):
+        path.write_bytes(b'{"half": ')
+    fs, _, path = filesystem(str(manifests / "20240103T000000000000Z.json"))
+
+    atomic_write_bytes(fs, path, b"{}")
+
+    assert sorted(p.name for p in manifests.iterdir()) == sorted(
+        [running.name, "20240103T000000000000Z.json"]
+    )
+
+
 def test_the_next_save_of_a_table_removes_what_a_killed_save_left(tmp_path):
     target = tmp_path / "prices.parquet"
     orphan = tmp_path / f".prices.parquet.tmp-{host_tag()}-{dead_pid()}-0123456789ab"

@@ -4,8 +4,9 @@
 
 Quick part: a log append killed at each file change of its save. Slow part: ``kedro run``
 processes (about a minute each on a shared 2-core machine) killed at node boundaries and inside
-saves, and three runs at once. The exhaustive sweep over every point of ``harness.kill_points``
-is not automated yet.
+saves, and three runs at once. The sweep over every point of ``harness.kill_points`` (and the
+same on S3) is ``benchmarks/bench_fault_sweep.py``; the S3 server dying mid-save is
+``test_s3_faults.py``.
 """
 
 from __future__ import annotations

@@ -62,11 +62,13 @@ def temporary_sibling(path: str) -> str:
 
 
 def sweep_temporaries(fs, path: str) -> list[str]:
-    """Removes orphaned temporary siblings of ``path`` left by killed saves.
+    """Removes orphaned temporary files left by killed saves in the folder of ``path``.
 
-    A temporary file is an orphan when its writer ran on this machine and is no longer running,
-    or when it is older than :data:`ORPHAN_AGE_SECONDS`. Anything else may belong to a save in
-    progress and is left alone.
+    Every orphan in the folder goes, not only those of ``path``: files written under a new
+    name each time (the raw archive's timestamped manifests and checksums) leave orphans that
+    no later save of the same name would ever find. A temporary file is an orphan when its
+    writer ran on this machine and is no longer running, or when it is older than
+    :data:`ORPHAN_AGE_SECONDS`. Anything else may belong to a save in progress and is left alone.
 
     Args:
         fs: The filesystem holding ``path``.
@@ -76,7 +78,6 @@ def sweep_temporaries(fs, path: str) -> list[str]:
         The removed paths.
     """
     p = PurePosixPath(path)
-    prefix = f".{p.name}{_TMP_MARK}"
     parent = str(p.parent)
     try:
         entries = fs.ls(parent, detail=True, refresh=True) if not _is_local(fs) else None
@@ -87,11 +88,13 @@ def sweep_temporaries(fs, path: str) -> list[str]:
             names = os.listdir(parent)
         except FileNotFoundError:
             return []
-        entries = [{"name": f"{parent}/{name}"} for name in names if name.startswith(prefix)]
+        entries = [{"name": f"{parent}/{name}"} for name in names if _TMP_MARK in name]
     removed = []
     for entry in entries:
         name = PurePosixPath(entry["name"]).name
-        if not name.startswith(prefix) or not _is_orphan(fs, entry, name[len(prefix) :]):
+        if not name.startswith(".") or _TMP_MARK not in name:
+            continue
+        if not _is_orphan(fs, entry, name.rpartition(_TMP_MARK)[2]):
             continue
         try:
             fs.rm(entry["name"], recursive=True)

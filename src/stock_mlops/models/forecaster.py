@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
@@ -127,6 +128,17 @@ class StockForecaster(mlflow.pyfunc.PythonModel):
         empty = [c for c in needed if frame[c].isna().any()]
         if empty:
             raise MlflowException.invalid_parameter_value(f"missing values in column(s) {empty}")
+        # JSON's Infinity (or 1e400) parses as a float: Ludwig would answer it with an infinite
+        # prediction, which is not even valid JSON in the reply.
+        infinite = [
+            c
+            for c in self.input_columns
+            if pd.api.types.is_numeric_dtype(frame[c]) and not np.isfinite(frame[c]).all()
+        ]
+        if infinite:
+            raise MlflowException.invalid_parameter_value(
+                f"infinite values in column(s) {infinite}; every feature must be a finite number"
+            )
         models = self._models()
         if self.scope == "pooled":
             routes = {POOLED: frame.index}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
@@ -59,7 +60,8 @@ class NaiveForecaster(mlflow.pyfunc.PythonModel):
                 f"input lacks column(s) {missing}; the naive forecaster needs {self.columns}"
             )
         close = pd.to_numeric(frame[C.CLOSE], errors="coerce")
-        if close.isna().any() or not (close > 0).all():
-            raise MlflowException.invalid_parameter_value("close must be a positive number")
+        # An infinite close is not a price (and would be served back as Infinity, not JSON).
+        if close.isna().any() or not (np.isfinite(close) & (close > 0)).all():
+            raise MlflowException.invalid_parameter_value("close must be a finite positive number")
         values = close.to_numpy(dtype=float) if self.output_name == C.TARGET_CLOSE else 0.0
         return pd.DataFrame({"prediction": values}, index=frame.index, dtype=float)
