@@ -125,7 +125,7 @@ def make_data(n_symbols: int, years: int, seed: int = SEED) -> tuple[pd.DataFram
 
 def run_case(n_symbols: int, years: int, repeats: int) -> dict[str, Any]:
     """Times ``simulate`` on one case (in this process) and reports its peak RSS."""
-    from stock_mlops.core.params import TradingParams
+    from stock_mlops.core.params import BacktestParams, TradingParams
     from stock_mlops.pipelines.backtest.nodes import simulate, summarise_backtest
 
     prices, predictions = make_data(n_symbols, years)
@@ -137,7 +137,9 @@ def run_case(n_symbols: int, years: int, repeats: int) -> dict[str, Any]:
         trades, equity = simulate(predictions, prices, params, "bench")
         times.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
-    summary = summarise_backtest(trades, equity)
+    # Only the returns are read (a check that both sides simulated the same thing); no
+    # permutation test: it is not part of what is timed.
+    summary = summarise_backtest(trades, equity, {}, params, BacktestParams())
     return {
         "symbols": n_symbols,
         "years": years,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from stock_mlops.brokers.local import LocalPaperBroker
-from stock_mlops.core.broker_types import OrderRequest
+from stock_mlops.core.broker_types import FINAL_STATES, OrderRequest
 
 DAY = pd.Timestamp("2023-06-01")
 NEXT = pd.Timestamp("2023-06-02")
@@ -218,3 +218,40 @@ def test_nan_or_negative_closes_never_mark_a_position():
     assert b.positions()["AAA"].market_price == 100.0
     assert b.state["last_prices"] == {"AAA": 100.0, "BBB": 50.0}
     assert b.state["as_of"] == "2023-06-02"
+
+
+def _listed(state: dict) -> list[str]:
+    """What a snapshot lists, by definition: the orders submitted in the last ten calendar days
+    and every order still open, in the order they were placed."""
+    since = (dt.date.fromisoformat(state["as_of"]) - dt.timedelta(days=10)).isoformat()
+    return [
+        cid
+        for cid, record in state["orders"].items()
+        if record["status"] not in FINAL_STATES or (record["submitted_at"] or "") >= since
+    ]
+
+
+def test_recent_orders_stay_those_of_the_last_ten_days_and_the_open_ones_over_a_long_run():
+    # The broker indexes its orders instead of scanning all of them for every snapshot; this
+    # follows a run of 60 sessions with fills, rejections, orders that never fill, a session
+    # replayed out of order and a restored state, and compares every snapshot with the rule.
+    b = LocalPaperBroker(LocalPaperBroker.new_state(1e6), fill_at="next_open")
+    days = pd.bdate_range("2023-01-02", periods=60)
+    snapshots = []
+    for i, day in enumerate(days):
+        if i == 30:  # a state taken over whole (a new orders dict)
+            b._apply({"kind": "restored", "state": json.loads(json.dumps(b.state))})
+        if i == 40:  # an earlier session replayed: submission dates stop being monotonic
+            b.close_session(days[5], {"AAA": 100.0})
+            b.submit_order(order("AAA", "buy", 1, cid=f"late-{i}"))
+        b.open_session(day, {"AAA": 100.0 + i})  # CCC never has an open: its orders stay open
+        b.close_session(day, {"AAA": 100.0 + i, "CCC": 10.0})
+        for symbol, side in (("AAA", "buy"), ("CCC", "buy"), ("AAA", "sell"), ("BBB", "sell")):
+            b.submit_order(order(symbol, side, 1, cid=f"{i}-{symbol}-{side}"))
+        listed = [r.client_order_id for r in b.account().orders]
+        assert listed == _listed(b.state)
+        snapshots.append(listed)
+    last = snapshots[-1]
+    assert "0-CCC-buy" in last and "0-AAA-buy" not in last  # open for 60 sessions; filled
+    assert "late-40" not in last and "58-BBB-sell" in last  # old submission; rejected, recent
+    assert len(last) < len(b.state["orders"]) / 2

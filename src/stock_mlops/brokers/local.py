@@ -19,8 +19,10 @@ the account, and the state file is only a cache of the replay.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import datetime as dt
+import itertools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -162,6 +164,57 @@ def replay(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return state
 
 
+class _OrderIndex:
+    """The orders of one state sorted by submission date, and those that may still be open.
+
+    :meth:`LocalPaperBroker.recent_orders` runs for every snapshot, i.e. every session of a
+    backtest: scanning every order ever placed each time made the backtest quadratic in its
+    length. Orders are only ever added to a state (a ``restored`` event replaces the whole
+    ``orders`` dict, which rebuilds the index) and an order's status only moves from open to
+    final, so new orders are indexed as they appear and open ones are re-checked when asked.
+    """
+
+    def __init__(self, orders: dict[str, dict[str, Any]]) -> None:
+        self.orders = orders
+        self.dates: list[str] = []  # sorted submission dates ...
+        self.ids: list[str] = []  # ... and the order ids in the same order
+        self.position: dict[str, int] = {}  # an order's place in ``orders`` (its output order)
+        self.open: set[str] = set()
+        self._add(orders.items())
+
+    def _add(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        for client_order_id, record in items:
+            date = str(record.get("submitted_at") or "")
+            at = bisect.bisect_right(self.dates, date)
+            self.dates.insert(at, date)
+            self.ids.insert(at, client_order_id)
+            self.position[client_order_id] = len(self.position)
+            if record["status"] not in FINAL_STATES:
+                self.open.add(client_order_id)
+
+    def current(self, orders: dict[str, dict[str, Any]]) -> bool:
+        """Brings the index up to date with ``orders``; False if it must be rebuilt instead."""
+        if orders is not self.orders or len(orders) < len(self.position):
+            return False
+        new = len(orders) - len(self.position)
+        if new:  # the newest orders are the last ones of the dict
+            self._add(reversed(list(itertools.islice(reversed(orders.items()), new))))
+        return True
+
+    def since(self, date: str | None) -> list[str]:
+        """Ids of the orders submitted on or after ``date`` and of every open order, in the
+        order they were placed (all of them when ``date`` is None)."""
+        if date is None:
+            return list(self.orders)
+        chosen = set(self.ids[bisect.bisect_left(self.dates, date) :])
+        for client_order_id in list(self.open):
+            if self.orders[client_order_id]["status"] in FINAL_STATES:
+                self.open.discard(client_order_id)
+            else:
+                chosen.add(client_order_id)
+        return sorted(chosen, key=self.position.__getitem__)
+
+
 class LocalPaperBroker:
     """The simulated broker (see the module docstring)."""
 
@@ -186,6 +239,7 @@ class LocalPaperBroker:
         # thousands of marks that nobody stores).
         self.journal = journal
         self.events: list[dict[str, Any]] = []
+        self._index: _OrderIndex | None = None
 
     @staticmethod
     def new_state(initial_cash: float) -> dict[str, Any]:
@@ -284,13 +338,10 @@ class LocalPaperBroker:
             if as_of is None
             else (dt.date.fromisoformat(as_of) - dt.timedelta(days=days)).isoformat()
         )
-        return [
-            _report(record)
-            for record in self.state["orders"].values()
-            if record["status"] not in FINAL_STATES
-            or since is None
-            or str(record.get("submitted_at") or "") >= since
-        ]
+        orders = self.state["orders"]
+        if self._index is None or not self._index.current(orders):
+            self._index = _OrderIndex(orders)
+        return [_report(orders[client_order_id]) for client_order_id in self._index.since(since)]
 
     def equity(self) -> float:
         """Cash plus positions at the last closing prices (the same sum as the snapshot's)."""
