@@ -72,11 +72,10 @@ class Trial:
 
 @dataclass
 class FittedModel:
-    """The model to keep (the best trial's when there was a search), its config and the trials."""
+    """The model to keep (the best trial's when there was a search) and the trials."""
 
     archive: bytes
     curves: dict[str, list[float]]
-    config: dict[str, Any]
     trials: list[Trial] = field(default_factory=list)
     best_trial: int | None = None
 
@@ -184,7 +183,7 @@ def fit_model(
         seed: ``training.random_seed``: the sampler's and every trial's seed.
 
     Returns:
-        The model to keep with its config and, after a search, every trial.
+        The model to keep and, after a search, every trial.
     """
     from stock_mlops.pipelines.training.ludwig_trainer import train_ludwig  # noqa: PLC0415
 
@@ -192,7 +191,7 @@ def fit_model(
     base = without_search(config)
     if spec is None:
         trained = train_ludwig(base, train, validation, seed)
-        return FittedModel(archive=trained.archive, curves=trained.curves, config=base)
+        return FittedModel(archive=trained.archive, curves=trained.curves)
     if validation.empty:
         raise ValueError("a hyperopt search needs validation rows to score its trials")
     import optuna  # noqa: PLC0415 - only for a search
@@ -201,7 +200,7 @@ def fit_model(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=spec.goal, sampler=_sampler(spec.sampler, seed))
     trials: list[Trial] = []
-    best: tuple[float, int, Any, dict[str, Any]] | None = None
+    best: tuple[float, int, Any] | None = None
     for number in range(spec.num_samples):
         trial = study.ask()
         values = _suggest(trial, spec.parameters)
@@ -218,16 +217,12 @@ def fit_model(
         trials.append(Trial(number=number, parameters=values, score=score, epochs=epochs))
         ranked = score if spec.goal == "minimize" else -score
         if math.isfinite(score) and (best is None or ranked < best[0]):
-            best = (ranked, number, trained, trial_config)
+            best = (ranked, number, trained)
     if best is None:
         raise ValueError(f"every one of the {spec.num_samples} hyperopt trials scored NaN")
-    _, number, trained, trial_config = best
+    _, number, trained = best
     return FittedModel(
-        archive=trained.archive,
-        curves=trained.curves,
-        config=trial_config,
-        trials=trials,
-        best_trial=number,
+        archive=trained.archive, curves=trained.curves, trials=trials, best_trial=number
     )
 
 

@@ -558,10 +558,7 @@ def _predictions(
     """The forecaster's predictions of each split's rows. With the dask executor, each symbol's
     model predicts all of its rows in one task (loading a Ludwig model is most of the cost)."""
     if params.executor == "serial" or forecaster.scope == "pooled" or not selected:
-        return {
-            split: pd.Series(forecaster.predict(None, rows)["prediction"].to_numpy(), rows.index)
-            for split, rows in selected.items()
-        }
+        return {split: _predicted(forecaster, rows) for split, rows in selected.items()}
     stacked = pd.concat(selected.values(), keys=list(selected), names=["split", "row"])
     tasks = [
         Task(str(symbol), predict_symbol, (forecaster.only(str(symbol)), rows))
@@ -580,11 +577,13 @@ def predict_symbol(forecaster: Forecaster, rows: pd.DataFrame) -> pd.Series:
     """One symbol's predictions of every split (a task), indexed as ``rows``. Each split is
     predicted on its own, as the serial path does: Ludwig's float32 results depend slightly on
     the batch a row is in."""
-    parts = [
-        pd.Series(forecaster.predict(None, split_rows)["prediction"].to_numpy(), split_rows.index)
-        for _, split_rows in rows.groupby(level="split", sort=False)
-    ]
+    parts = [_predicted(forecaster, part) for _, part in rows.groupby(level="split", sort=False)]
     return pd.concat(parts)
+
+
+def _predicted(forecaster: Forecaster, rows: pd.DataFrame) -> pd.Series:
+    """The forecaster's ``prediction`` of each row, indexed as ``rows``."""
+    return pd.Series(forecaster.predict(None, rows)["prediction"].to_numpy(), rows.index)
 
 
 def compute_evaluation_metrics(
