@@ -102,7 +102,9 @@ class StockForecaster(mlflow.pyfunc.PythonModel):
 
     def _models(self) -> dict[str, Any]:
         if self._loaded is None:
-            from ludwig.api import LudwigModel  # noqa: PLC0415 - ~10 s import, only here
+            from stock_mlops.models.ludwig_runtime import ludwig_model_class  # noqa: PLC0415
+
+            LudwigModel = ludwig_model_class()  # noqa: N806 - ~10 s import, only here
 
             self._workdir = tempfile.TemporaryDirectory(prefix="stock_forecaster_")
             loaded = {}

@@ -146,6 +146,9 @@ def _check_ludwig_schema(config: dict[str, Any]) -> None:
     from ludwig.error import ConfigValidationError  # noqa: PLC0415 - heavy
     from ludwig.schema.model_types.base import ModelConfig  # noqa: PLC0415
 
+    from stock_mlops.models import ludwig_runtime  # noqa: PLC0415
+
+    ludwig_runtime.install()
     try:
         ModelConfig.from_dict(copy.deepcopy(config))
     except ConfigValidationError as exc:

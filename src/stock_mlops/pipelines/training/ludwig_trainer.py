@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from stock_mlops.models.forecaster import zip_folder
+from stock_mlops.models.ludwig_runtime import ludwig_model_class
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def train_ludwig(
     Returns:
         The saved model as zip bytes, its training/validation curves and, if asked, its score.
     """
-    from ludwig.api import LudwigModel  # noqa: PLC0415 - ~10 s import, only when training
+    LudwigModel = ludwig_model_class()  # noqa: N806 - ~10 s import, only when training
 
     if len(train) < MIN_TRAINING_ROWS:
         raise ValueError(f"only {len(train)} training rows; at least {MIN_TRAINING_ROWS} needed")
@@ -125,9 +126,7 @@ def training_rows_metadata(config: dict[str, Any], rows: pd.DataFrame) -> dict[s
 
     A throw-away model is used: a model that has preprocessed once reuses its metadata silently.
     """
-    from ludwig.api import LudwigModel  # noqa: PLC0415
-
-    probe = LudwigModel(copy.deepcopy(config), logging_level=logging.WARNING)
+    probe = ludwig_model_class()(copy.deepcopy(config), logging_level=logging.WARNING)
     return probe.preprocess(training_set=rows, skip_save_processed_input=True).training_set_metadata
 
 
