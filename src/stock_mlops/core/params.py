@@ -256,8 +256,13 @@ class RetrainParams(_Section):
     """When the daily loop retrains; between retrains it reuses the champion."""
 
     every_sessions: int = Field(20, ge=1)
-    # Retrain the day after monitoring raised an alert (drift or degraded accuracy).
+    # Retrain the day after monitoring raised an alert (drift or degraded accuracy) ...
     on_monitoring_alert: bool = True
+    # ... once the model trained last has served this many sessions. Monitoring's windows are
+    # longer (60 sessions), so an alert soon after a training mostly judges the predecessor's
+    # predictions, and drift against a multi-year training window persists after a retrain:
+    # without a cool-down a lasting alert retrains every other session.
+    alert_cooldown_sessions: int = Field(10, ge=0)
 
 
 class WalkForwardParams(_Section):

@@ -234,15 +234,35 @@ def test_the_policy_trains_first_then_every_n_sessions(small_features, training_
 
 def test_the_policy_retrains_after_an_alert_or_a_new_config(small_features, training_params):
     trained = history_row("2023-06-01", training_params)
-    alert = {"alert": True, "run_date": "2023-06-05"}
+    # 2023-06-15 is the 10th session after the training (alert_cooldown_sessions=10).
+    alert = {"alert": True, "run_date": "2023-06-14"}
     after_alert = schedule_retraining(
-        small_features, CONFIG, training_params, "2023-06-06", trained, alert
+        small_features, CONFIG, training_params, "2023-06-15", trained, alert
     )
-    assert after_alert.due and "monitoring raised an alert on 2023-06-05" in after_alert.reason
+    assert after_alert.due and "monitoring raised an alert on 2023-06-14" in after_alert.reason
+    assert "has served 10 sessions" in after_alert.reason
     quiet = schedule_retraining(
-        small_features, CONFIG, training_params, "2023-06-06", trained, {"alert": False}
+        small_features, CONFIG, training_params, "2023-06-15", trained, {"alert": False}
     )
     assert not quiet.due
+    # Three sessions after a training, an alert judges mostly the predecessor: no retrain yet.
+    early = {"alert": True, "run_date": "2023-06-05"}
+    assert not schedule_retraining(
+        small_features, CONFIG, training_params, "2023-06-06", trained, early
+    ).due
+    no_cooldown = training_params.model_copy(
+        update={
+            "retrain": training_params.retrain.model_copy(update={"alert_cooldown_sessions": 0})
+        }
+    )
+    assert schedule_retraining(
+        small_features,
+        CONFIG,
+        no_cooldown,
+        "2023-06-06",
+        history_row("2023-06-01", no_cooldown),
+        early,
+    ).due
     changed = {"input_features": [{"name": "rsi_14", "type": "number"}, {"name": "obv"}]}
     assert (
         "config changed"

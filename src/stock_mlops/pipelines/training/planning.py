@@ -113,8 +113,11 @@ def retrain_reason(
         (
             params.retrain.on_monitoring_alert
             and bool((alert or {}).get("alert"))
-            and alert_date > last_date,
-            f"monitoring raised an alert on {alert_date.date()}",
+            and alert_date > last_date
+            and elapsed >= params.retrain.alert_cooldown_sessions,
+            f"monitoring raised an alert on {alert_date.date()} and the model trained on "
+            f"{last_date.date()} has served {elapsed} sessions "
+            f"(alert_cooldown_sessions={params.retrain.alert_cooldown_sessions})",
         ),
     ]
     return next((reason for due, reason in checks if due), None)
