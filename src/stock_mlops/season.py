@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -35,6 +36,10 @@ from stock_mlops.datasets._storage import atomic_write_bytes, filesystem
 logger = logging.getLogger(__name__)
 
 PROJECT = Path(__file__).resolve().parents[2]
+
+
+# A team process's progress line: "red: day 3 of 120 (2023-07-06) in 9.1 s; ..."
+_DAY_LINE = re.compile(r": day \d+ of \d+ \((\d{4}-\d{2}-\d{2})\)")
 
 
 class SeasonError(RuntimeError):
@@ -261,8 +266,10 @@ def replay_teams_side_by_side(
         # Read every line (a full pipe would stall that team), pass on the progress lines.
         for line in processes[team].stdout:
             outputs[team].append(line.rstrip())
-            if line.startswith((f"{team}: day", "season:")):
+            if line.startswith(f"{team}: day"):
                 print(line.rstrip(), flush=True)  # noqa: T201 - progress of that team
+            elif line.startswith("season:"):
+                print(f"{team}: {line.rstrip()}", flush=True)  # noqa: T201 - its summary
 
     readers = [threading.Thread(target=relay, args=(team,), daemon=True) for team in teams]
     for reader in readers:
@@ -278,8 +285,9 @@ def replay_teams_side_by_side(
             )
     if failed:
         raise SeasonError("; ".join(f"{team}: {why}" for team, why in failed.items()))
-    sessions = season_sessions(args.start, args.end)
-    report = SeasonReport(sessions=sessions)
+    report = SeasonReport(sessions=season_sessions(args.start, args.end))
+    for team in teams:
+        report.days_run[team], report.days_skipped[team] = days_of(outputs[team], report.sessions)
     if competition:
         from kedro.framework.session import KedroSession  # noqa: PLC0415
         from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
@@ -291,6 +299,13 @@ def replay_teams_side_by_side(
         )
         print(f"competition ranked {', '.join(teams)} in {report.competition_seconds:.1f} s")  # noqa: T201
     return report
+
+
+def days_of(lines: Sequence[str], sessions: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The sessions a team's process that succeeded ran (from its progress lines) and skipped
+    (every other session: a successful replay leaves none undone)."""
+    ran = {m.group(1) for m in map(_DAY_LINE.search, lines) if m}
+    return [d for d in sessions if d in ran], [d for d in sessions if d not in ran]
 
 
 def _create_tracking_store() -> None:
