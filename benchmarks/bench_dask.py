@@ -10,7 +10,8 @@ split (training.window counted back from the newest session):
 2. the pooled model (one model, symbol as input) trained serially on the same rows: time,
    memory, and MAE on return of both scopes on the test slice, beside the naive forecaster's;
 3. Dask's overhead per task: 200 no-op tasks, and the size of one symbol's task (its rows);
-4. from the measured per-symbol cost, the time for 500 symbols on 1, 2, 16 and 64 cores.
+4. from a worker's time per model (one core, one torch thread), the time for 500 symbols on 1,
+   2, 16 and 64 cores.
 
 Each mode runs in a fresh process (so peak memory is that mode's); the machine is shared and
 noisy, so repeat with --repeats and read medians.
@@ -222,8 +223,12 @@ def _report(runs: dict[str, list[dict]], args) -> None:
         f"{_median(runs['overhead'], 'task_bytes_median') / 1e6:.2f} MB, round trip "
         f"{_median(runs['overhead'], 'one_symbol_round_trip_ms'):.0f} ms"
     )
+    # One core's time per model is a worker's (one torch thread); the serial figure is not:
+    # torch spreads each serial model over every core.
+    per_core = dask * args.workers / args.symbols
+    print(f"one model on one core (a worker's): {per_core:.1f} s")
     for cores in (1, 2, 16, 64):
-        estimate = 500 * per_symbol / cores + 500 * overhead
+        estimate = 500 * per_core / cores + 500 * overhead
         print(f"500 symbols on {cores:>2} cores: about {estimate / 60:.1f} min")
 
 

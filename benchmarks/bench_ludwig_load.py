@@ -22,16 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 PROJECT = Path(__file__).resolve().parents[1]
-TINY = {
-    "input_features": [
-        {"name": "log_return_1d", "type": "number"},
-        {"name": "rsi_14", "type": "number"},
-    ],
-    "output_features": [{"name": "target_return_1d", "type": "number"}],
-    "combiner": {"type": "concat", "output_size": 8},
-    "trainer": {"epochs": 1, "batch_size": 256, "learning_rate": 0.001},
-}
+TINY = yaml.safe_load((PROJECT / "benchmarks" / "one_epoch_ludwig.yaml").read_text())
 
 
 def build_forecaster(target: Path, n_symbols: int) -> int:
