@@ -2,8 +2,8 @@
 dies stops the run with the symbol named and nothing stored changed.
 
 Both runs are real ``kedro run --pipelines training`` sessions (hooks, MLflow, the run lock) on
-two symbols (one per worker) with a one-epoch config and a two-trial hyperopt search, so the
-trials run on the workers too.
+three symbols with a one-epoch config and a two-trial hyperopt search, so the trials run on the
+workers too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from helpers import run_kedro
 
 pytestmark = pytest.mark.slow
 
-SYMBOLS = ("AAPL", "MSFT")
+SYMBOLS = ("AAPL", "MSFT", "NVDA")
 STORED = (
     "04_feature/features.parquet",
     "07_model_output/evaluation_predictions.parquet",
@@ -47,14 +47,13 @@ def _params(root: Path, config: Path, **training) -> dict:
 
 @pytest.fixture(scope="module")
 def serial_run(tmp_path_factory, small_features):
-    """The training pipeline run serially on two symbols (the reference)."""
+    """The training pipeline run serially on three symbols (the reference)."""
     base = tmp_path_factory.mktemp("dask_training")
     config = base / "search.yaml"
     config.write_text(yaml.safe_dump({**TINY_LUDWIG_CONFIG, "hyperopt": TINY_SEARCH}))
     root = base / "serial"
     (root / "04_feature").mkdir(parents=True)
-    features = small_features[small_features["symbol"].isin(SYMBOLS)]
-    features.reset_index(drop=True).to_parquet(root / "04_feature" / "features.parquet")
+    small_features.to_parquet(root / "04_feature" / "features.parquet")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base / 'serial.db'}")
         run_kedro("training", params=_params(root, config, executor="serial"))
@@ -138,10 +137,10 @@ def test_the_search_is_recorded_as_child_runs_and_counts_its_trials(serial_run):
         for r in runs
         if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id and "trial" in r.data.tags
     ]
-    # Two trials for each symbol, each a child run of the training run.
-    assert len(children) == 2 * len(SYMBOLS)
-    assert {r.data.tags["model"] for r in children} == set(SYMBOLS)
-    for symbol in SYMBOLS:
+    # Two trials for each of the three symbols, each a child run of the training run.
+    assert len(children) == 6
+    assert {r.data.tags["model"] for r in children} == {"AAPL", "MSFT", "NVDA"}
+    for symbol in ("AAPL", "MSFT", "NVDA"):
         mine = [r for r in children if r.data.tags["model"] == symbol]
         best = [r for r in mine if r.data.tags["best"] == "True"]
         assert len(best) == 1
