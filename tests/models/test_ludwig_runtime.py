@@ -69,6 +69,9 @@ def test_ludwig_still_refuses_a_bad_config_and_accepts_a_good_one(tiny_ludwig_co
 
     assert validation.validate is ludwig_runtime._validate_with_checked_schema
     ModelConfig.from_dict(copy.deepcopy(tiny_ludwig_config))
+    # Ludwig's own check went through it: its schema (cached per call form) was checked once.
+    schema = validation.get_schema(model_type="ecd")  # as check_schema calls it
+    assert any(s is schema for s in ludwig_runtime._CHECKED.values())
     bad = copy.deepcopy(tiny_ludwig_config)
     bad["trainer"]["epochs"] = "many"
     with pytest.raises(ConfigValidationError, match="'many' is not of type 'integer'"):
