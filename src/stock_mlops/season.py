@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-# A team process's progress line: "red: day 3 of 120 (2023-07-06) in 9.1 s; ..."
+# A team process's progress line, as _progress_line writes it:
+# "red: day 3 of 120 (2023-07-06) in 9.1 s; ..."
 _DAY_LINE = re.compile(r": day \d+ of \d+ \((\d{4}-\d{2}-\d{2})\)")
 
 
