@@ -4,55 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
+from backtest_helpers import TRADING, KeptDataset, NothingStored, evaluation_predictions
+from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from stock_mlops.core import calendar
-from stock_mlops.core.params import BacktestParams, TradingParams
+from stock_mlops.core.params import BacktestParams
 from stock_mlops.pipelines.backtest import create_pipeline
-
-TRADING = TradingParams.parse(
-    {"local": {"initial_cash": 50_000.0, "fill_at": "next_open", "slippage_bps": 5.0}}
-)
-
-
-def evaluation_predictions(prices: pd.DataFrame, sign: float = 1.0) -> pd.DataFrame:
-    """The ``ludwig`` holdout rows of a perfect (sign 1) or mirrored (sign -1) forecaster, plus
-    rows of another model and fold that the backtest must ignore."""
-    frame = prices.sort_values(["symbol", "date"])
-    frame = frame.assign(actual=frame.groupby("symbol")["close"].shift(-1))
-    frame = frame[(frame["date"] >= "2022-06-01") & (frame["date"] <= "2022-09-30")].dropna(
-        subset=["actual"]
-    )
-    prediction = frame["close"] + sign * (frame["actual"] - frame["close"])
-    target = calendar.next_sessions(frame["date"]).to_numpy()
-    rows = pd.DataFrame(
-        {
-            "symbol": frame["symbol"].to_numpy(),
-            "date": target,
-            "feature_date": frame["date"].to_numpy(),
-            "model": "ludwig",
-            # training.split: validation up to 2022-06-30, test after.
-            "split": np.where(target <= np.datetime64("2022-06-30"), "validation", "test"),
-            "fold": "holdout",
-            "last_close": frame["close"].to_numpy(),
-            "prediction": prediction.to_numpy(),
-            "actual": frame["actual"].to_numpy(),
-            "predicted_direction": np.where(prediction > frame["close"], "up", "down"),
-        }
-    )
-    decoy = rows.assign(model="naive", prediction=rows["last_close"] * 2)
-    return pd.concat([rows, decoy], ignore_index=True)
-
-
-class KeptDataset(MemoryDataset):
-    """A memory dataset the runner cannot release, so intermediate outputs stay readable."""
-
-    def _release(self) -> None:
-        pass
 
 
 def run(
@@ -70,6 +29,7 @@ def run(
     }
     pipeline = create_pipeline()
     catalog = DataCatalog({name: KeptDataset(data) for name, data in inputs.items()})
+    catalog["previous_backtest_permutation"] = NothingStored()
     for name in pipeline.all_outputs():
         catalog[name] = KeptDataset()
     SequentialRunner().run(pipeline, catalog)
@@ -84,6 +44,7 @@ def test_backtest_pipeline_outputs_agree_with_each_other(small_prices: pd.DataFr
         out["backtest_metrics"],
     )
     assert set(out) == {
+        "backtest.backtest_plan",
         "backtest_trades",
         "backtest_equity",
         "backtest_permutation",

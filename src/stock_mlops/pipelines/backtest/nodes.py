@@ -27,8 +27,9 @@ from stock_mlops.core import metrics as M
 from stock_mlops.core.outcomes import team_model_rows
 from stock_mlops.core.params import BacktestParams, TradingParams
 from stock_mlops.core.strategy import APPROVED, decide_orders, order_requests
-from stock_mlops.core.vocabulary import VALIDATION
-from stock_mlops.pipelines.backtest import replay
+from stock_mlops.core.vocabulary import UNCHANGED, VALIDATION, Unchanged
+from stock_mlops.pipelines.backtest import planning, replay
+from stock_mlops.pipelines.backtest.planning import BacktestPlan
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +103,9 @@ def simulate(
         (equal-weight buy-and-hold of the predicted symbols from the first close, no costs).
     """
     symbols = sorted(predictions[C.SYMBOL].unique())
-    start, end = predictions["feature_date"].min(), predictions["feature_date"].max()
-    bars = prices[prices[C.SYMBOL].isin(symbols)]
+    end = predictions["feature_date"].max()
     # One session past the last decision, so orders filled at the next open are valued.
-    sessions = sorted(bars.loc[bars[C.DATE] >= start, C.DATE].unique())
-    sessions = [d for d in sessions if d <= end] + [d for d in sessions if d > end][:1]
+    bars, sessions = replay.replay_bars(predictions, prices)
     # A non-positive price is as unusable as a missing one: neither fills nor marks anything.
     opens = bars.pivot(index=C.DATE, columns=C.SYMBOL, values=C.OPEN).reindex(sessions)
     opens = opens.where(opens > 0)
@@ -162,13 +161,47 @@ def _valid(names: np.ndarray, values: np.ndarray) -> dict[str, float]:
     return dict(zip(names[known].tolist(), values[known].tolist(), strict=True))
 
 
+def plan_backtest(
+    evaluation_predictions: pd.DataFrame,
+    prices: pd.DataFrame,
+    trading: TradingParams,
+    backtest: BacktestParams,
+    team: str,
+    previous_permutation: dict[str, Any] | None,
+) -> BacktestPlan:
+    """Whether this run replays: not when the stored results came from these very inputs.
+
+    Args:
+        evaluation_predictions: The ``evaluation_predictions`` dataset.
+        prices: The ``prices`` dataset.
+        trading: ``params:trading``.
+        backtest: ``params:backtest``.
+        team: ``params:team``.
+        previous_permutation: The stored ``backtest_permutation`` document (None: none yet).
+
+    Returns:
+        The plan the replay and the permutation test follow.
+    """
+    predictions = backtest_predictions(evaluation_predictions, backtest)
+    fingerprint = planning.inputs_fingerprint(predictions, prices, trading, backtest, team)
+    plan = planning.plan(fingerprint, previous_permutation)
+    if not plan.due:
+        logger.info(
+            "backtest: the stored results were computed from these predictions, bars and "
+            "parameters (fingerprint %s...); not replaying",
+            fingerprint[:12],
+        )
+    return plan
+
+
 def run_backtest(
     evaluation_predictions: pd.DataFrame,
     prices: pd.DataFrame,
     trading: TradingParams,
     backtest: BacktestParams,
     team: str,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    backtest_plan: BacktestPlan | None = None,
+) -> tuple[pd.DataFrame | Unchanged, pd.DataFrame | Unchanged]:
     """The ``backtest_trades`` and ``backtest_equity`` datasets.
 
     Args:
@@ -177,10 +210,14 @@ def run_backtest(
         trading: ``params:trading``.
         backtest: ``params:backtest``.
         team: ``params:team``.
+        backtest_plan: This run's plan (None: replay).
 
     Returns:
-        Every simulated fill, and the strategy's and the benchmark's equity per date.
+        Every simulated fill, and the strategy's and the benchmark's equity per date
+        (UNCHANGED both when the plan says the stored ones still hold).
     """
+    if backtest_plan is not None and not backtest_plan.due:
+        return UNCHANGED, UNCHANGED
     predictions = backtest_predictions(evaluation_predictions, backtest)
     trades, equity = simulate(predictions, prices, trading, team)
     logger.info(
@@ -201,7 +238,8 @@ def permutation_test(
     trading: TradingParams,
     backtest: BacktestParams,
     team: str,
-) -> dict[str, Any]:
+    backtest_plan: BacktestPlan | None = None,
+) -> dict[str, Any] | Unchanged:
     """Skill against luck: the backtest's rule on shuffled predictions.
 
     Each symbol's predicted returns are shuffled across its decision days (seeded); the rule is
@@ -221,13 +259,31 @@ def permutation_test(
         trading: ``params:trading``.
         backtest: ``params:backtest``.
         team: ``params:team``.
+        backtest_plan: This run's plan (None: replay).
 
     Returns:
         The ``backtest_permutation`` document: ``method`` (``fast_all_in`` | ``replay`` |
         ``off``), ``samples``, ``random_seed``, ``sharpe`` (the model's),
         ``share_at_least_as_good``, ``p_value`` = (1 + #shuffles at least as good) /
-        (1 + samples), the shuffled Sharpe ratios' mean and 95th percentile, and a ``note``.
+        (1 + samples), the shuffled Sharpe ratios' mean and 95th percentile, a ``note``, and
+        the ``inputs_fingerprint`` of the plan (UNCHANGED when the stored document still holds).
     """
+    if backtest_plan is not None and not backtest_plan.due:
+        return UNCHANGED
+    result = _permutation_test(evaluation_predictions, prices, equity, trading, backtest, team)
+    if backtest_plan is not None:
+        result[planning.FINGERPRINT_KEY] = backtest_plan.fingerprint
+    return result
+
+
+def _permutation_test(
+    evaluation_predictions: pd.DataFrame,
+    prices: pd.DataFrame,
+    equity: pd.DataFrame,
+    trading: TradingParams,
+    backtest: BacktestParams,
+    team: str,
+) -> dict[str, Any]:
     settings = backtest.permutation
     predictions = backtest_predictions(evaluation_predictions, backtest)
     inputs = replay.prepare_replay(predictions, prices, trading.risk.max_price_deviation)

@@ -6,6 +6,7 @@ from stock_mlops.pipelines.backtest.nodes import (
     backtest_mlflow_metrics,
     equity_plot_table,
     permutation_test,
+    plan_backtest,
     plot_backtest_report,
     plot_drawdown,
     plot_equity,
@@ -16,9 +17,26 @@ from stock_mlops.pipelines.backtest.nodes import (
 
 def create_pipeline(**kwargs) -> Pipeline:
     """out-of-sample predictions -> day-by-day replay -> trades, equity; shuffles of the
-    predictions -> permutation test; -> metrics (costs, interval, luck), charts, MLflow."""
+    predictions -> permutation test; -> metrics (costs, interval, luck), charts, MLflow.
+
+    The replay and the permutation test keep their stored results when those were computed
+    from the same inputs (a daily run between two retrains); see ``planning``.
+    """
     return Pipeline(
         [
+            Node(
+                func=plan_backtest,
+                inputs={
+                    "evaluation_predictions": "evaluation_predictions",
+                    "prices": "prices",
+                    "trading": "params:trading",
+                    "backtest": "params:backtest",
+                    "team": "params:team",
+                    "previous_permutation": "previous_backtest_permutation",
+                },
+                outputs="backtest_plan",
+                name="plan_backtest_node",
+            ),
             Node(
                 func=run_backtest,
                 inputs={
@@ -27,6 +45,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "trading": "params:trading",
                     "backtest": "params:backtest",
                     "team": "params:team",
+                    "backtest_plan": "backtest_plan",
                 },
                 outputs=["backtest_trades", "backtest_equity"],
                 name="run_backtest_node",
@@ -40,6 +59,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "trading": "params:trading",
                     "backtest": "params:backtest",
                     "team": "params:team",
+                    "backtest_plan": "backtest_plan",
                 },
                 outputs="backtest_permutation",
                 name="permutation_test_node",
@@ -87,7 +107,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="equity_plot_table_node",
             ),
         ],
-        inputs={"evaluation_predictions", "prices"},
+        inputs={"evaluation_predictions", "prices", "previous_backtest_permutation"},
         outputs={
             "backtest_trades",
             "backtest_equity",

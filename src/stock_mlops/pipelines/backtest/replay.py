@@ -64,6 +64,27 @@ class ReplayInputs:
     score: np.ndarray
 
 
+def replay_bars(
+    predictions: pd.DataFrame, prices: pd.DataFrame
+) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
+    """The bars a replay of ``predictions`` reads, and its sessions.
+
+    Args:
+        predictions: ``symbol, feature_date, ...`` rows.
+        prices: The ``prices`` dataset.
+
+    Returns:
+        The predicted symbols' bars from the first decision day to the session after the last
+        one (its open fills the last orders), and those sessions in order.
+    """
+    symbols = predictions[C.SYMBOL].unique()
+    start, end = predictions["feature_date"].min(), predictions["feature_date"].max()
+    bars = prices[prices[C.SYMBOL].isin(symbols) & (prices[C.DATE] >= start)]
+    sessions = sorted(bars[C.DATE].unique())
+    sessions = [d for d in sessions if d <= end] + [d for d in sessions if d > end][:1]
+    return bars[bars[C.DATE] <= sessions[-1]] if sessions else bars, sessions
+
+
 def prepare_replay(
     predictions: pd.DataFrame, prices: pd.DataFrame, max_price_deviation: float
 ) -> ReplayInputs:
@@ -79,10 +100,8 @@ def prepare_replay(
         The aligned arrays.
     """
     symbols = sorted(predictions[C.SYMBOL].unique())
-    start, end = predictions["feature_date"].min(), predictions["feature_date"].max()
-    bars = prices[prices[C.SYMBOL].isin(symbols)]
-    sessions = sorted(bars.loc[bars[C.DATE] >= start, C.DATE].unique())
-    sessions = [d for d in sessions if d <= end] + [d for d in sessions if d > end][:1]
+    end = predictions["feature_date"].max()
+    bars, sessions = replay_bars(predictions, prices)
     opens = bars.pivot(index=C.DATE, columns=C.SYMBOL, values=C.OPEN).reindex(sessions)
     closes = bars.pivot(index=C.DATE, columns=C.SYMBOL, values=C.CLOSE).reindex(sessions)
     opens, closes = opens.where(opens > 0), closes.where(closes > 0)
