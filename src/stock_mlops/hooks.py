@@ -344,7 +344,8 @@ class MlflowRunViewsHook:
       ``team`` tag, so that runs of several teams' experiments can be filtered together;
     - every leaf of the validated Ludwig config as a ``ludwig.*`` parameter, when it is saved;
     - ``features`` as the run's training input (``mlflow.log_input``, digest of every row) when
-      the first training node that reads it together with the validated config starts.
+      the first training node that reads it together with the validated config starts, on a
+      run that trains (a daily run that reuses the champion records no training input).
 
     ``trylast``: kedro-mlflow's ``before_pipeline_run`` (which starts the run) must come first.
     """
@@ -409,6 +410,11 @@ class MlflowRunViewsHook:
             return
         if "features" not in inputs or "validated_ludwig_config" not in inputs:
             return
+        from stock_mlops.pipelines.training.planning import TrainingPlan  # noqa: PLC0415
+
+        plans = [value for value in inputs.values() if isinstance(value, TrainingPlan)]
+        if not all(plan.due for plan in plans):
+            return  # a day of the daily loop without training: no training input to record
         from stock_mlops.datasets.mlflow_views import MlflowInputDataset  # noqa: PLC0415
 
         config = inputs["validated_ludwig_config"]

@@ -10,6 +10,11 @@ re-run skips those days, so an interrupted replay resumes where it stopped. A da
 stops the replay with the team and the day named; every earlier day's state is intact because
 each day's datasets are written atomically and the logs are append-only.
 
+The console shows one progress line a day and any warning. Each day's full Kedro log (its INFO
+lines: nodes, datasets, the retrain decision) goes to ``season/<day>.log`` beside the marker,
+or ``season/<day>.failed.log`` for the day that failed, on any storage the root is on; rendering
+some four hundred INFO lines a day in the console cost most of a second a day.
+
     python -m stock_mlops.season --start 2023-07-03 --end 2023-12-29 --teams "red blue"
     make season START=2023-07-03 END=2023-12-29 TEAMS="red blue"
 """
@@ -17,13 +22,14 @@ each day's datasets are written atomically and the logs are append-only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +101,39 @@ def _storage_root(team: str, params: dict[str, Any]) -> str:
     return root if "://" in root or root.startswith("/") else str(PROJECT / root)
 
 
+class _DayLog(logging.Handler):
+    """One day's INFO log, kept in memory while the console handlers show warnings only."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[None]:
+        root = logging.getLogger()
+        consoles = [(h, h.level) for h in root.handlers if h.level < logging.WARNING]
+        for handler, _ in consoles:
+            handler.setLevel(logging.WARNING)
+        root.addHandler(self)
+        try:
+            yield
+        finally:
+            root.removeHandler(self)
+            for handler, level in consoles:
+                handler.setLevel(level)
+
+
+def _write_log(fs: Any, marker: str, suffix: str, log: _DayLog) -> str:
+    """Stores a day's log beside its marker; returns its path."""
+    path = marker.removesuffix(".json") + suffix
+    atomic_write_bytes(fs, path, ("\n".join(log.lines) + "\n").encode())
+    return path
+
+
 def _marker(root: str, day: str) -> tuple[Any, str]:
     fs, _, path = filesystem(f"{root.rstrip('/')}/season/{day}.json")
     return fs, path
@@ -150,18 +189,27 @@ def replay_season(
                 report.days_skipped[team].append(day)
                 continue
             day_started = time.perf_counter()
+            log = _DayLog()
             try:
-                with KedroSession.create(
-                    project_path=PROJECT, env=team, runtime_params={**team_params, "run_date": day}
-                ) as session:
+                with (
+                    log.capturing(),
+                    KedroSession.create(
+                        project_path=PROJECT,
+                        env=team,
+                        runtime_params={**team_params, "run_date": day},
+                    ) as session,
+                ):
                     session.run(pipeline_names=["__default__"])
             except Exception as exc:
+                failed_log = _write_log(fs, marker, ".failed.log", log)
                 raise SeasonError(
                     f"team {team}, session {day} (day {number} of {len(sessions)}) failed: "
                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Days "
                     f"before it are stored; run the same command again to resume from {day}"
+                    f" (that day's log: {failed_log})"
                 ) from exc
             seconds = time.perf_counter() - day_started
+            _write_log(fs, marker, ".log", log)
             record = {"team": team, "run_date": day, "seconds": round(seconds, 3)}
             atomic_write_bytes(fs, marker, json.dumps(record).encode())
             report.days_run[team].append(day)

@@ -99,6 +99,38 @@ def test_every_session_ran_once_for_each_team(season):
         assert (log["team"] == team).all()
 
 
+def test_days_without_a_retrain_keep_the_backtest_and_record_no_training_input(season, tracking):
+    """Between retrains the backtest's inputs are the same (its period ends before the new
+    bar), so its stored results stand; and a run that did not train names no training input."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=season.tracking_uri)
+    for team in ("red", "blue"):
+        root = season.root(team)
+        first_day_done = (root / "season" / f"{DAYS[0]}.json").stat().st_mtime_ns
+        for name in ("backtest_trades.parquet", "backtest_equity.parquet"):
+            assert (root / "07_model_output" / name).stat().st_mtime_ns < first_day_done
+        permutation = root / "08_reporting/backtest_permutation.json"
+        assert permutation.stat().st_mtime_ns < first_day_done
+        assert len(json.loads(permutation.read_text())["inputs_fingerprint"]) == 64
+        # ...while the summary is rebuilt and logged by every day's run.
+        metrics = root / "08_reporting/backtest_metrics.json"
+        assert metrics.stat().st_mtime_ns > first_day_done
+        experiment = client.get_experiment_by_name(f"stock_mlops_{team}")
+        for day in DAYS:
+            [run] = client.search_runs(
+                [experiment.experiment_id],
+                f"attributes.run_name = '{team} · __default__ · {day}'",
+            )
+            inputs = [i.dataset.name for i in run.inputs.dataset_inputs]
+            assert inputs == (["features"] if day == DAYS[0] else []), (day, inputs)
+            assert "backtest.sharpe" in run.data.metrics
+            # Each day's Kedro log is stored beside its marker, and says what the backtest did.
+            log = (root / "season" / f"{day}.log").read_text()
+            assert "Pipeline execution completed successfully" in log
+            assert ("backtest: the stored results" in log) == (day != DAYS[0]), day
+
+
 def _truncated_features(day: str) -> pd.DataFrame:
     """Features built by the project's own nodes from bundled prices cut at ``day``."""
     source = BundledSource()
@@ -170,9 +202,15 @@ def test_a_replay_resumes_and_a_failed_day_is_named(season, tracking):
     assert again.days_run == {"red": [], "blue": []}
     assert again.days_skipped["red"] == list(DAYS)
     # The bundled data end on 2023-12-29: a season running past it stops at the first day after.
-    with pytest.raises(SeasonError, match=r"team red, session 2024-01-02 \(day 2 of 2\) failed"):
+    with pytest.raises(
+        SeasonError, match=r"team red, session 2024-01-02 \(day 2 of 2\) failed"
+    ) as err:
         season.replay("2023-12-29", "2024-01-02", competition=False)
     assert (season.root("red") / "season/2023-12-29.json").exists()
+    failed_log = season.root("red") / "season/2024-01-02.failed.log"
+    assert f"that day's log: {failed_log})" in str(err.value)
+    assert "2024-01-02" in failed_log.read_text()
+    assert not (season.root("red") / "season/2024-01-02.json").exists()
 
 
 def test_the_competition_ranks_the_teams_on_their_live_record(season):
