@@ -86,6 +86,27 @@ def test_each_run_date_keeps_one_snapshot_set(tmp_path, small_prices):
 
 
 @pytest.mark.slow  # evidently: seconds to import
+def test_a_save_reads_none_of_the_stored_snapshots(tmp_path, small_prices):
+    """A daily save costs the same on day 300 as on day 3: it parses no stored snapshot
+    (evidently's Workspace object reads them all when it is built)."""
+    from evidently.ui.workspace import Workspace
+
+    dataset = EvidentlyWorkspaceDataset(path=str(tmp_path / "ws"))
+    dataset.save(_run(small_prices, "2023-12-27"))
+    stored = dataset.load()
+    project_dir = tmp_path / "ws" / stored["project_id"].iloc[0] / "snapshots"
+    old = project_dir / f"{stored['snapshot_id'].iloc[0]}.json"
+    old.write_text("{not a snapshot")  # parsing it would fail loudly
+    with pytest.raises(ValueError):
+        Workspace(str(tmp_path / "ws"))
+
+    dataset.save(_run(small_prices, "2023-12-28"))
+
+    assert dataset.load()["run_date"].tolist() == ["2023-12-27"] * 2 + ["2023-12-28"] * 2
+    assert old.read_text() == "{not a snapshot"
+
+
+@pytest.mark.slow  # evidently: seconds to import
 def test_snapshots_the_index_does_not_know_are_replaced_too(tmp_path, small_prices):
     from evidently.ui.workspace import Workspace
 

@@ -33,6 +33,14 @@ class EvidentlyWorkspaceDataset(AbstractDataset[MonitoringRun, pd.DataFrame]):
     Any fsspec location works (``s3://bucket/prefix`` through s3fs, with the endpoint from
     ``AWS_ENDPOINT_URL_S3``, as every other dataset of the project).
 
+    The dataset writes through the workspace's file storage (evidently's
+    ``evidently.ui.storage.local.base.LocalState``, the object every project, snapshot and
+    dashboard method of ``evidently.ui.workspace.Workspace`` delegates to), not through
+    ``Workspace`` itself: constructing a ``Workspace`` also builds its dataset manager, which reads
+    and parses every stored snapshot (3.6 s at 122 snapshots here, growing by two a day), while a
+    save needs none of them. The files are the ones ``Workspace`` writes; ``evidently ui`` serves
+    them (tests/test_monitoring_ui.py).
+
     Loading returns the index: one row per stored snapshot (``project``, ``project_id``,
     ``run_date``, ``kind``, ``snapshot_id``).
 
@@ -58,10 +66,11 @@ class EvidentlyWorkspaceDataset(AbstractDataset[MonitoringRun, pd.DataFrame]):
         self._index_path = str(PurePosixPath(self._root) / self.INDEX_FILE)
         self.metadata = metadata
 
-    def _workspace(self) -> Any:
-        from evidently.ui.workspace import Workspace  # noqa: PLC0415 - seconds to import
+    def _storage(self) -> Any:
+        # Seconds to import: only when a run saves or reads the workspace.
+        from evidently.ui.storage.local.base import LocalState  # noqa: PLC0415
 
-        return Workspace(self._url)
+        return LocalState(self._url)
 
     def _read_index(self) -> dict[str, dict[str, dict[str, str]]]:
         if not self._fs.exists(self._index_path):
@@ -76,17 +85,20 @@ class EvidentlyWorkspaceDataset(AbstractDataset[MonitoringRun, pd.DataFrame]):
     def load(self) -> pd.DataFrame:
         if not self._exists():
             raise DatasetError(f"the evidently workspace '{self._url}' does not exist yet")
-        ws = self._workspace()
+        storage = self._storage()
         index = self._read_index()
         rows = []
-        for project in ws.list_projects():
-            known = index.get(str(project.id), {})
-            for snapshot_id in ws.list_runs(project.id):
-                entry = known.get(str(snapshot_id)) or _entry(ws.get_run(project.id, snapshot_id))
+        for project_id in storage.list_projects():
+            project = storage.read_project(project_id)
+            known = index.get(str(project_id), {})
+            for snapshot_id in storage.list_snapshots(project_id):
+                entry = known.get(str(snapshot_id)) or _entry(
+                    storage.read_snapshot(project_id, snapshot_id)
+                )
                 rows.append(
                     {
                         "project": project.name,
-                        "project_id": str(project.id),
+                        "project_id": str(project_id),
                         "run_date": entry["run_date"],
                         "kind": entry["kind"],
                         "snapshot_id": str(snapshot_id),
@@ -97,24 +109,36 @@ class EvidentlyWorkspaceDataset(AbstractDataset[MonitoringRun, pd.DataFrame]):
         return frame.sort_values(["project", "run_date", "kind"]).reset_index(drop=True)
 
     def save(self, data: MonitoringRun) -> None:
+        from evidently.legacy.core import new_id  # noqa: PLC0415
+        from evidently.sdk.models import ProjectModel  # noqa: PLC0415
+
         run_date = data.run_date.isoformat()
-        ws = self._workspace()
-        found = ws.search_project(data.project)
-        project = found[0] if found else ws.create_project(data.project, data.description)
+        storage = self._storage()
+        storage.location.makedirs("")
+        project = next(
+            (
+                found
+                for found in map(storage.read_project, storage.list_projects())
+                if found.name == data.project
+            ),
+            None,
+        ) or storage.write_project(ProjectModel(name=data.project, description=data.description))
         project_id = str(project.id)
         index = self._read_index()
-        stored = {str(s) for s in ws.list_runs(project.id)}
+        stored = {str(s) for s in storage.list_snapshots(project_id)}
         known = {sid: e for sid, e in index.get(project_id, {}).items() if sid in stored}
         for snapshot_id in sorted(stored - known.keys()):
-            known[snapshot_id] = _entry(ws.get_run(project.id, snapshot_id))
+            known[snapshot_id] = _entry(storage.read_snapshot(project_id, snapshot_id))
         replaced = [sid for sid, entry in known.items() if entry["run_date"] == run_date]
         # Add first, delete after: a run that stops halfway leaves two sets for the date,
         # which the next save of that date cleans up, never none.
         for kind, snapshot in data.snapshots.items():
-            ref = ws.add_run(project.id, snapshot, name=f"{kind} {run_date}")
-            known[str(ref.id)] = {"run_date": run_date, "kind": kind}
+            snapshot.set_name(f"{kind} {run_date}")  # as Workspace.add_run(name=...) does
+            snapshot_id = new_id()
+            storage.write_snapshot(project_id, snapshot_id, snapshot.to_snapshot_model())
+            known[str(snapshot_id)] = {"run_date": run_date, "kind": kind}
         for snapshot_id in replaced:
-            ws.delete_run(project.id, snapshot_id)
+            storage.delete_snapshot(project_id, snapshot_id)
             known.pop(snapshot_id)
         index[project_id] = known
         atomic_write_bytes(
@@ -122,7 +146,7 @@ class EvidentlyWorkspaceDataset(AbstractDataset[MonitoringRun, pd.DataFrame]):
         )
         if data.dashboard is not None:
             # The whole dashboard at once: saving replaces it, so re-runs never duplicate panels.
-            ws.save_dashboard(project.id, data.dashboard)
+            storage.write_dashboard(project_id, data.dashboard)
         logger.info(
             "evidently workspace %s: project %s, run date %s: %d snapshot(s) added, %d replaced",
             self._url,
