@@ -30,6 +30,8 @@ import pandas as pd
 
 PROJECT = Path(__file__).resolve().parents[1]
 TEAMS = ("red", "blue")
+# Days at each end of the season whose medians show a trend.
+TREND_DAYS = 20
 
 
 def _sessions(start: str, count: int) -> list[str]:
@@ -100,7 +102,13 @@ def main() -> int:
                 line += f" (median {statistics.median(with_retrain):.1f} s)"
             line += f", {len(without)} days without"
             if without:
-                line += f" (median {statistics.median(without):.1f} s)"
+                line += f" (median {statistics.median(without):.1f} s"
+                if len(without) >= 2 * TREND_DAYS:
+                    # Whether a day costs more as the season's stored state grows.
+                    first = statistics.median(without[:TREND_DAYS])
+                    last = statistics.median(without[-TREND_DAYS:])
+                    line += f"; first {TREND_DAYS} {first:.1f} s, last {TREND_DAYS} {last:.1f} s"
+                line += ")"
             print(line)
     return 0
 
