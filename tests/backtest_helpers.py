@@ -56,3 +56,10 @@ class NothingStored(KeptDataset):
 
     def load(self) -> None:
         return None
+
+
+class NoTableStored(KeptDataset):
+    """An earlier run's table that does not exist yet (as EarlierRunDataset loads it)."""
+
+    def load(self) -> pd.DataFrame:
+        return pd.DataFrame()

@@ -12,8 +12,9 @@ each day's datasets are written atomically and the logs are append-only.
 
 The console shows one progress line a day and any warning. Each day's full Kedro log (its INFO
 lines: nodes, datasets, the retrain decision) goes to ``season/<day>.log`` beside the marker,
-or ``season/<day>.failed.log`` for the day that failed, on any storage the root is on; rendering
-some four hundred INFO lines a day in the console cost most of a second a day.
+or ``season/<day>.failed.log`` (with the error's traceback) for the day that failed, on any
+storage the root is on; rendering some four hundred INFO lines a day in the console cost most
+of a second a day.
 
     python -m stock_mlops.season --start 2023-07-03 --end 2023-12-29 --teams "red blue"
     make season START=2023-07-03 END=2023-12-29 TEAMS="red blue"
@@ -29,6 +30,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +49,10 @@ PROJECT = Path(__file__).resolve().parents[2]
 # A team process's progress line, as _progress_line writes it:
 # "red: day 3 of 120 (2023-07-06) in 9.1 s; ..."
 _DAY_LINE = re.compile(r": day \d+ of \d+ \((\d{4}-\d{2}-\d{2})\)")
+
+
+# Beside a failed day's marker path: its log, with the traceback.
+FAILED_LOG = ".failed.log"
 
 
 class SeasonError(RuntimeError):
@@ -110,7 +116,10 @@ class _DayLog(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 - a malformed log call must not fail the day
+            self.handleError(record)
 
     @contextlib.contextmanager
     def capturing(self) -> Iterator[None]:
@@ -132,6 +141,16 @@ def _write_log(fs: Any, marker: str, suffix: str, log: _DayLog) -> str:
     path = marker.removesuffix(".json") + suffix
     atomic_write_bytes(fs, path, ("\n".join(log.lines) + "\n").encode())
     return path
+
+
+def _write_failed_log(fs: Any, marker: str, log: _DayLog, exc: BaseException) -> str:
+    """Stores the failed day's log with the error's traceback (Kedro logs no traceback);
+    returns where it is, or why it could not be stored (the day's error must still surface)."""
+    log.lines.extend("".join(traceback.format_exception(exc)).rstrip().splitlines())
+    try:
+        return f"that day's log: {_write_log(fs, marker, FAILED_LOG, log)}"
+    except Exception as write_error:  # noqa: BLE001 - e.g. the storage that failed the day
+        return f"its log could not be stored: {write_error}"
 
 
 def _marker(root: str, day: str) -> tuple[Any, str]:
@@ -201,15 +220,18 @@ def replay_season(
                 ):
                     session.run(pipeline_names=["__default__"])
             except Exception as exc:
-                failed_log = _write_log(fs, marker, ".failed.log", log)
+                stored_log = _write_failed_log(fs, marker, log, exc)
                 raise SeasonError(
                     f"team {team}, session {day} (day {number} of {len(sessions)}) failed: "
                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Days "
                     f"before it are stored; run the same command again to resume from {day}"
-                    f" (that day's log: {failed_log})"
+                    f" ({stored_log})"
                 ) from exc
             seconds = time.perf_counter() - day_started
             _write_log(fs, marker, ".log", log)
+            failed = marker.removesuffix(".json") + FAILED_LOG
+            if fs.exists(failed):  # an earlier attempt's: this day has succeeded since
+                fs.rm(failed)
             record = {"team": team, "run_date": day, "seconds": round(seconds, 3)}
             atomic_write_bytes(fs, marker, json.dumps(record).encode())
             report.days_run[team].append(day)

@@ -6,7 +6,13 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from backtest_helpers import TRADING, KeptDataset, NothingStored, evaluation_predictions
+from backtest_helpers import (
+    TRADING,
+    KeptDataset,
+    NoTableStored,
+    NothingStored,
+    evaluation_predictions,
+)
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
@@ -30,6 +36,8 @@ def run(
     pipeline = create_pipeline()
     catalog = DataCatalog({name: KeptDataset(data) for name, data in inputs.items()})
     catalog["previous_backtest_permutation"] = NothingStored()
+    catalog["previous_backtest_trades"] = NoTableStored()
+    catalog["previous_backtest_equity"] = NoTableStored()
     for name in pipeline.all_outputs():
         catalog[name] = KeptDataset()
     SequentialRunner().run(pipeline, catalog)

@@ -15,7 +15,12 @@ from stock_mlops.core.params import BacktestParams, TradingParams
 from stock_mlops.datasets import AtomicDataset, EarlierRunDataset
 from stock_mlops.pipelines.backtest import create_pipeline
 from stock_mlops.pipelines.backtest.nodes import backtest_predictions
-from stock_mlops.pipelines.backtest.planning import FINGERPRINT_KEY, inputs_fingerprint, plan
+from stock_mlops.pipelines.backtest.planning import (
+    FINGERPRINT_KEY,
+    TABLES_KEY,
+    inputs_fingerprint,
+    plan,
+)
 
 BACKTEST = BacktestParams(permutation={"samples": 20})
 
@@ -67,11 +72,14 @@ def test_what_the_replay_reads_changes_the_fingerprint(predictions, small_prices
     assert fingerprint(predictions, small_prices, team="red") != base
 
 
-def test_the_plan_replays_unless_the_stored_document_has_this_fingerprint():
-    assert plan("abc", None).due
-    assert plan("abc", {"method": "fast_all_in"}).due  # written before fingerprints existed
-    assert plan("abc", {FINGERPRINT_KEY: "abd"}).due
-    assert not plan("abc", {FINGERPRINT_KEY: "abc"}).due
+def test_the_plan_replays_unless_the_document_has_this_fingerprint_and_the_stored_tables():
+    stored = {FINGERPRINT_KEY: "abc", TABLES_KEY: "t1"}
+    assert not plan("abc", stored, "t1").due
+    assert plan("abc", None, "t1").due
+    assert plan("abc", {"method": "fast_all_in"}, "t1").due  # written before fingerprints
+    assert plan("abd", stored, "t1").due
+    assert plan("abc", stored, "t2").due  # the tables were rewritten after the document
+    assert plan("abc", stored, None).due  # a table is missing
 
 
 class StoredBacktest:
@@ -99,6 +107,12 @@ class StoredBacktest:
                 "params:team": KeptDataset("blue"),
                 "previous_backtest_permutation": EarlierRunDataset(
                     filepath=str(self.paths["backtest_permutation"]), file_format="json"
+                ),
+                "previous_backtest_trades": EarlierRunDataset(
+                    filepath=str(self.paths["backtest_trades"]), file_format="parquet"
+                ),
+                "previous_backtest_equity": EarlierRunDataset(
+                    filepath=str(self.paths["backtest_equity"]), file_format="parquet"
                 ),
                 **{
                     name: AtomicDataset(
@@ -151,3 +165,34 @@ def test_changed_inputs_or_a_missing_document_replay(tmp_path, small_prices):
     stored.paths["backtest_permutation"].unlink()
     assert stored.run()["backtest.backtest_plan"].due
     assert stored.paths["backtest_trades"].stat().st_mtime_ns > stamp
+
+
+def test_tables_a_stopped_replay_rewrote_are_replayed_again(tmp_path, small_prices):
+    """A replay for other inputs that stopped after writing the tables, before the document:
+    the document's fingerprint matches the old inputs again, but not the tables beside it."""
+    perfect = evaluation_predictions(small_prices)
+    stored = StoredBacktest(tmp_path, small_prices, perfect)
+    first = stored.run()
+    first_equity = pd.read_parquet(stored.paths["backtest_equity"])
+    (tmp_path / "other").mkdir()
+    mirrored = evaluation_predictions(small_prices, -1.0)
+    other = StoredBacktest(tmp_path / "other", small_prices, mirrored)
+    other.run()
+    for name in ("backtest_trades", "backtest_equity"):
+        stored.paths[name].write_bytes(other.paths[name].read_bytes())
+
+    again = stored.run()
+
+    assert again["backtest.backtest_plan"].due
+    assert again["backtest_metrics"] == first["backtest_metrics"]
+    pd.testing.assert_frame_equal(pd.read_parquet(stored.paths["backtest_equity"]), first_equity)
+
+
+def test_a_lost_table_is_replayed_not_reported_from_the_document(tmp_path, small_prices):
+    stored = StoredBacktest(tmp_path, small_prices, evaluation_predictions(small_prices))
+    first = stored.run()
+    stored.paths["backtest_equity"].unlink()
+    again = stored.run()
+    assert again["backtest.backtest_plan"].due
+    assert again["backtest_metrics"] == first["backtest_metrics"]
+    assert not stored.run()["backtest.backtest_plan"].due

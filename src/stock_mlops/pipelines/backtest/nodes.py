@@ -168,6 +168,8 @@ def plan_backtest(
     backtest: BacktestParams,
     team: str,
     previous_permutation: dict[str, Any] | None,
+    previous_trades: pd.DataFrame,
+    previous_equity: pd.DataFrame,
 ) -> BacktestPlan:
     """Whether this run replays: not when the stored results came from these very inputs.
 
@@ -178,13 +180,20 @@ def plan_backtest(
         backtest: ``params:backtest``.
         team: ``params:team``.
         previous_permutation: The stored ``backtest_permutation`` document (None: none yet).
+        previous_trades: The stored ``backtest_trades`` (no columns: none stored).
+        previous_equity: The stored ``backtest_equity`` (no columns: none stored).
 
     Returns:
         The plan the replay and the permutation test follow.
     """
     predictions = backtest_predictions(evaluation_predictions, backtest)
     fingerprint = planning.inputs_fingerprint(predictions, prices, trading, backtest, team)
-    plan = planning.plan(fingerprint, previous_permutation)
+    stored = (
+        planning.tables_digest(previous_trades, previous_equity)
+        if len(previous_trades.columns) and len(previous_equity.columns)
+        else None
+    )
+    plan = planning.plan(fingerprint, previous_permutation, stored)
     if not plan.due:
         logger.info(
             "backtest: the stored results were computed from these predictions, bars and "
@@ -239,6 +248,7 @@ def permutation_test(
     backtest: BacktestParams,
     team: str,
     backtest_plan: BacktestPlan | None = None,
+    trades: pd.DataFrame | None = None,
 ) -> dict[str, Any] | Unchanged:
     """Skill against luck: the backtest's rule on shuffled predictions.
 
@@ -260,19 +270,24 @@ def permutation_test(
         backtest: ``params:backtest``.
         team: ``params:team``.
         backtest_plan: This run's plan (None: replay).
+        trades: The ``backtest_trades`` dataset (with a plan: its digest goes in the document).
 
     Returns:
         The ``backtest_permutation`` document: ``method`` (``fast_all_in`` | ``replay`` |
         ``off``), ``samples``, ``random_seed``, ``sharpe`` (the model's),
         ``share_at_least_as_good``, ``p_value`` = (1 + #shuffles at least as good) /
-        (1 + samples), the shuffled Sharpe ratios' mean and 95th percentile, a ``note``, and
-        the ``inputs_fingerprint`` of the plan (UNCHANGED when the stored document still holds).
+        (1 + samples), the shuffled Sharpe ratios' mean and 95th percentile, a ``note``; with
+        a plan, its ``inputs_fingerprint`` and the ``tables_sha256`` of the trades and equity
+        (UNCHANGED when the stored document still holds).
     """
     if backtest_plan is not None and not backtest_plan.due:
         return UNCHANGED
     result = _permutation_test(evaluation_predictions, prices, equity, trading, backtest, team)
     if backtest_plan is not None:
+        if trades is None:
+            raise ValueError("permutation_test: a plan needs the trades its document vouches for")
         result[planning.FINGERPRINT_KEY] = backtest_plan.fingerprint
+        result[planning.TABLES_KEY] = planning.tables_digest(trades, equity)
     return result
 
 
