@@ -136,9 +136,14 @@ class _DayLog(logging.Handler):
                 handler.setLevel(level)
 
 
+def _log_path(marker: str, suffix: str) -> str:
+    """Where a day's log lies: beside its marker, ``<day><suffix>``."""
+    return marker.removesuffix(".json") + suffix
+
+
 def _write_log(fs: Any, marker: str, suffix: str, log: _DayLog) -> str:
     """Stores a day's log beside its marker; returns its path."""
-    path = marker.removesuffix(".json") + suffix
+    path = _log_path(marker, suffix)
     atomic_write_bytes(fs, path, ("\n".join(log.lines) + "\n").encode())
     return path
 
@@ -229,7 +234,7 @@ def replay_season(
                 ) from exc
             seconds = time.perf_counter() - day_started
             _write_log(fs, marker, ".log", log)
-            failed = marker.removesuffix(".json") + FAILED_LOG
+            failed = _log_path(marker, FAILED_LOG)
             if fs.exists(failed):  # an earlier attempt's: this day has succeeded since
                 fs.rm(failed)
             record = {"team": team, "run_date": day, "seconds": round(seconds, 3)}
