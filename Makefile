@@ -37,7 +37,7 @@ $(STAMP): requirements.in requirements.lock.txt pyproject.toml
 	@touch $@
 
 run: $(STAMP) ## the daily loop of one team offline (ENV=red|blue; default base)
-	$(BIN)/kedro run --env $(ENV)
+	$(BIN)/python -m stock_mlops --env $(ENV)
 
 test: $(STAMP) ## ruff, then the whole test suite (what CI runs)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from helpers import PROJECT
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from stock_mlops import preflight
 from stock_mlops.core.params import FeatureEngineeringParams
 from stock_mlops.hooks import LudwigPreflightHook
 from stock_mlops.pipelines.feature_engineering.nodes import build_features
@@ -128,3 +130,141 @@ def test_the_known_top_level_keys_are_ludwig_s():
     from ludwig.config_validation.validation import get_schema
 
     assert set(get_schema("ecd")["properties"]) == LUDWIG_TOP_LEVEL_KEYS
+
+
+# ------------------------------------------------------- the CLI's fast path, before the session
+def _options(**options):
+    """``kedro run`` options as click hands them over (defaults for the rest)."""
+    return {"env": None, "conf_source": None, "params": {}, **options}
+
+
+@pytest.fixture
+def project_settings():
+    from kedro.framework.project import configure_project, settings
+
+    configure_project("stock_mlops")
+    return settings
+
+
+def _written(tmp_path, config) -> str:
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "pipelines", [["training"], [], ["__default__"], ["data_ingestion", "training"]]
+)
+def test_a_run_that_trains_is_refused_before_its_session(
+    tmp_path, tiny_ludwig_config, project_settings, pipelines
+):
+    path = _written(tmp_path, {**tiny_ludwig_config, "trainr": {}})
+    options = _options(params={"training": {"ludwig_config": path}})
+    with pytest.raises(
+        LudwigConfigError, match=rf"^Ludwig config {path}: .*did you mean 'trainer'"
+    ):
+        preflight.check_before_run(PROJECT, options, project_settings, pipelines)
+
+
+def test_the_fast_path_reads_the_run_s_own_parameters(
+    tmp_path, tiny_ludwig_config, project_settings
+):
+    path = _written(tmp_path, tiny_ludwig_config)  # reads rsi_14
+    params = {"training": {"ludwig_config": path}}
+    preflight.check_before_run(PROJECT, _options(params=params), project_settings, ["training"])
+    shorter = {**params, "feature_engineering": {"indicators": {"rsi_window": 7}}}
+    with pytest.raises(LudwigConfigError, match="'rsi_14' is not a column.*did you mean 'rsi_7'"):
+        preflight.check_before_run(
+            PROJECT, _options(params=shorter), project_settings, ["training"]
+        )
+
+
+def test_the_fast_path_reads_the_environment_s_config(project_settings):
+    # conf/red/globals.yml names red's own YAML; a relative path is the project's.
+    for env in ("red", "blue", None):
+        preflight.check_before_run(PROJECT, _options(env=env), project_settings, [])
+    with pytest.raises(LudwigConfigError, match="conf/nowhere.yaml does not exist"):
+        preflight.check_before_run(
+            PROJECT,
+            _options(params={"training": {"ludwig_config": "conf/nowhere.yaml"}}),
+            project_settings,
+            [],
+        )
+
+
+@pytest.mark.parametrize(
+    ("pipelines", "options"),
+    [
+        (["data_ingestion"], {}),  # does not read the config
+        (["monitoring", "competition"], {}),
+        (["training"], {"node_names": ("training.record_training_node",)}),  # the hook decides
+        (["training"], {"tags": ("x",)}),
+        (["training"], {"from_nodes": ("training.train_forecaster_node",)}),
+    ],
+)
+def test_runs_that_may_not_read_the_config_are_left_to_the_hook(
+    tmp_path, project_settings, pipelines, options
+):
+    path = tmp_path / "broken.yaml"
+    path.write_text("a: [1,\n")
+    params = {"training": {"ludwig_config": str(path)}}
+    preflight.check_before_run(
+        PROJECT, _options(params=params, **options), project_settings, pipelines
+    )
+
+
+def test_a_remote_config_is_left_to_the_hook(project_settings):
+    # Reading it may need the team's credentials, which only the session sets.
+    params = {"training": {"ludwig_config": "s3://no-such-bucket/model.yaml"}}
+    preflight.check_before_run(PROJECT, _options(params=params), project_settings, ["training"])
+
+
+def test_a_broken_project_configuration_is_left_to_the_session(tmp_path, project_settings):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "catalog.yml").write_text("ludwig_config: [\n")  # Kedro reports it
+    preflight.check_before_run(
+        PROJECT, _options(conf_source=str(tmp_path)), project_settings, ["training"]
+    )
+
+
+def test_the_pipelines_the_fast_path_checks_are_those_that_read_the_config(project_settings):
+    from kedro.framework.project import pipelines
+
+    reading = {name for name, pipeline in pipelines.items() if "ludwig_config" in pipeline.inputs()}
+    assert reading == preflight.PIPELINES_READING_CONFIG
+
+
+def test_make_run_refuses_in_seconds_without_importing_a_pipeline(tmp_path, tiny_ludwig_config):
+    """`python -m stock_mlops` (what `make run` runs): refused before any pipeline, MLflow,
+    Ludwig or plugin loads. ``-X importtime`` lists every module the process imported."""
+    path = _written(tmp_path, {**tiny_ludwig_config, "model": {"type": "mlp"}})
+    params = f"storage_root={tmp_path / 'data'},training.ludwig_config={path}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env.pop("KEDRO_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "stock_mlops", "--params", params],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    message = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert message and "unknown top-level key(s) ['model']" in message[0]
+    assert "stock_mlops.preflight" in imported  # the check did run in this process
+    late = sorted(
+        m
+        for m in imported
+        if m.split(".")[0] in {"mlflow", "ludwig", "torch", "kedro_mlflow", "dagster", "scipy"}
+        or m.startswith("stock_mlops.pipelines.")
+        and m.endswith((".nodes", ".pipeline"))
+    )
+    assert late == []
+    assert not (tmp_path / "data").exists() and not (tmp_path / "mlflow.db").exists()

@@ -6,11 +6,12 @@ script) runs this module's ``run``. To add a command, decorate a function with
 ``@cli.command()`` below (see :func:`run` for turning configuration mistakes into short errors).
 
 ``run`` is Kedro's own ``run`` command, built from Kedro's definition so that every option it
-has (now and in later Kedro releases) is kept. It adds checks that need no project code to run
-(the environment folder exists, the pipelines are registered) and turns configuration mistakes
-(parameters, the Ludwig config, the environment, the pipeline) into one short message with a
-"did you mean" where one fits and exit code 2, instead of a traceback. Other errors keep their
-traceback: they are not the user's typo.
+has (now and in later Kedro releases) is kept. Before the session starts it checks that the
+environment folder exists, that the pipelines are registered, and that the Ludwig config can be
+valid (:mod:`stock_mlops.preflight`, which imports no pipeline, so a bad config is refused in
+seconds). It turns configuration mistakes (parameters, the Ludwig config, the environment, the
+pipeline) into one short message with a "did you mean" where one fits and exit code 2, instead
+of a traceback. Other errors keep their traceback: they are not the user's typo.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 from kedro.utils import find_kedro_project
 
+from stock_mlops import preflight
 from stock_mlops.core.params import ParameterError
 from stock_mlops.pipelines.training.config_validation import LudwigConfigError
 
@@ -92,9 +94,12 @@ def check_environment(env: str | None, conf_source: str | None) -> None:
     )
 
 
+def _project_path() -> Path:
+    return find_kedro_project(Path.cwd()) or Path.cwd()
+
+
 def _conf_folder(conf_source: str | None) -> Path | None:
-    project = find_kedro_project(Path.cwd()) or Path.cwd()
-    conf = Path(conf_source) if conf_source else project / settings.CONF_SOURCE
+    conf = Path(conf_source) if conf_source else _project_path() / settings.CONF_SOURCE
     return conf if conf.is_dir() else None
 
 
@@ -145,6 +150,8 @@ def _run(**options: Any) -> Any:
         requested.append(options["pipeline"])
     check_pipelines(requested)
     try:
+        # The Ludwig pre-flight's fast path: before the session imports pipelines and plugins.
+        preflight.check_before_run(_project_path(), options, settings, requested)
         return kedro_run.callback(**options)
     except CONFIGURATION_ERRORS as exc:
         raise ConfigurationError(str(exc)) from None

@@ -9,14 +9,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
-from kedro.io.core import DatasetError
 from kedro.pipeline import Node, Pipeline
 
 from stock_mlops.core.params import validate_parameters
+from stock_mlops.preflight import LUDWIG_CONFIG, check_catalog_config, dataset_filepath
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +257,8 @@ class LudwigPreflightHook:
     """Refuses a Ludwig config that cannot be valid before anything runs (see
     :mod:`stock_mlops.preflight`): a run that trains reads ``ludwig_config``, so its YAML,
     top-level keys and feature names are checked against the parameters and the feature registry
-    without importing Ludwig, which takes most of a minute.
+    without importing Ludwig, which takes most of a minute. The project's ``run`` command checks
+    the same earlier, before the session; this hook covers every other way a run starts.
 
     ``tryfirst``: it runs before kedro-mlflow starts an MLflow run, so a refused config leaves no
     half-open run in the tracking store.
@@ -275,54 +275,7 @@ class LudwigPreflightHook:
     def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
         if LUDWIG_CONFIG not in pipeline.inputs():
             return
-        from stock_mlops.core.params import FeatureEngineeringParams  # noqa: PLC0415
-        from stock_mlops.pipelines.training.config_validation import (  # noqa: PLC0415
-            LudwigConfigError,
-        )
-        from stock_mlops.preflight import check_ludwig_config  # noqa: PLC0415
-
-        path = _filepath(catalog, LUDWIG_CONFIG)
-        try:
-            config = catalog.load(LUDWIG_CONFIG)
-        except DatasetError as exc:
-            raise LudwigConfigError(_unreadable(path, exc)) from None
-        feature_engineering = FeatureEngineeringParams.parse(
-            self._params.get("feature_engineering"), "feature_engineering"
-        )
-        check_ludwig_config(config, feature_engineering, source=f"Ludwig config {path}")
-
-
-LUDWIG_CONFIG = "ludwig_config"
-
-
-def _filepath(catalog: CatalogProtocol, name: str) -> str:
-    """Where a catalog entry is stored, as its dataset describes it (else its name)."""
-    try:
-        described = catalog[name]._describe()
-    except (KeyError, AttributeError, DatasetError):
-        return name
-    return str(described.get("filepath") or name)
-
-
-def _unreadable(path: str, exc: DatasetError) -> str:
-    cause = _root_cause(exc)
-    if isinstance(cause, FileNotFoundError):
-        return (
-            f"Ludwig config {path} does not exist (set training.ludwig_config, or ludwig_config "
-            "in the environment's globals.yml)"
-        )
-    if isinstance(cause, yaml.YAMLError):
-        detail = " ".join(str(cause).split())
-        return f"Ludwig config {path} is not valid YAML: {detail}"
-    return f"Ludwig config {path} cannot be read: {' '.join(str(cause or exc).split())}"
-
-
-def _root_cause(exc: BaseException) -> BaseException | None:
-    """The innermost exception a dataset error wraps (Kedro may wrap it more than once)."""
-    cause = exc.__cause__
-    while cause is not None and cause.__cause__ is not None:
-        cause = cause.__cause__
-    return cause
+        check_catalog_config(catalog, self._params.get("feature_engineering"))
 
 
 # ---------------------------------------------------------------------- MLflow views of a run
@@ -372,7 +325,7 @@ class MlflowRunViewsHook:
 
     @hook_impl
     def after_catalog_created(self, catalog: CatalogProtocol) -> None:
-        self._sources = {"features": _filepath(catalog, "features")}
+        self._sources = {"features": dataset_filepath(catalog, "features")}
 
     @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:

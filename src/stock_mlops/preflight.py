@@ -7,18 +7,31 @@ the parameters and the feature registry: the YAML parses to a mapping, every top
 Ludwig knows, every input is a column that ``features`` will have, the output is a target, and
 the project's rules (no random split, no target as input). The full schema check stays where it
 is: this check only refuses configs that would fail there anyway, a minute later.
+
+It runs twice, from the same code. The project's ``run`` command calls :func:`check_before_run`
+before the Kedro session starts: no pipeline, no MLflow and no plugin is imported by then, so
+``python -m stock_mlops`` (``make run``) refuses in a few seconds. The hook
+:class:`stock_mlops.hooks.LudwigPreflightHook` calls :func:`check_catalog_config` for every run
+that reads the config, whatever started it (Dagster, a notebook, a run filtered by node). The
+first answers only when it can be sure: a pipeline that reads the config, no node filter, a
+local file.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
+from pathlib import Path
 from typing import Any
+
+import yaml
+from kedro.io import AbstractDataset, CatalogProtocol
+from kedro.io.core import DatasetError, get_protocol_and_path
 
 from stock_mlops.core import columns as C
 from stock_mlops.core.params import FeatureEngineeringParams
-from stock_mlops.pipelines.feature_engineering.kernel import FLOAT_PRICE_COLUMNS
 from stock_mlops.pipelines.feature_engineering.registry import feature_names
-from stock_mlops.pipelines.training.config_validation import (
+from stock_mlops.pipelines.training.config_validation import (  # the package's pure rules
     FORBIDDEN_INPUTS,
     UNSUPPORTED_KEYS,
     LudwigConfigError,
@@ -26,6 +39,24 @@ from stock_mlops.pipelines.training.config_validation import (
     _check_output,
     _check_split,
     check_search,
+)
+
+logger = logging.getLogger(__name__)
+
+LUDWIG_CONFIG = "ludwig_config"
+# The registered pipelines that read ``ludwig_config`` (a test compares this with the registry).
+PIPELINES_READING_CONFIG = frozenset({"__default__", "training"})
+# ``kedro run`` options that select part of a pipeline: which nodes run then decides whether the
+# config is read, and only the hook sees the nodes.
+NODE_FILTERS = (
+    "node_names",
+    "from_nodes",
+    "to_nodes",
+    "from_inputs",
+    "to_outputs",
+    "tags",
+    "namespaces",
+    "only_missing_outputs",
 )
 
 # The top-level properties of Ludwig 0.17's ECD schema
@@ -58,7 +89,7 @@ def feature_columns(feature_engineering: FeatureEngineeringParams) -> list[str]:
         Symbol, date, the price columns, every registry feature, the target date and targets.
     """
     names = feature_names(feature_engineering.indicators, feature_engineering.calendar_features)
-    return [C.SYMBOL, C.DATE, *FLOAT_PRICE_COLUMNS, *names, C.TARGET_DATE, *C.TARGETS]
+    return [*C.PRICE_COLUMNS, *names, C.TARGET_DATE, *C.TARGETS]
 
 
 def check_ludwig_config(
@@ -114,3 +145,106 @@ def _check_unknown_inputs(features: Any, columns: list[str], source: str) -> Non
 def _did_you_mean(word: str, candidates: Any) -> str:
     close = difflib.get_close_matches(word, sorted(candidates), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_catalog_config(catalog: CatalogProtocol, feature_engineering: Any) -> None:
+    """Loads ``ludwig_config`` from a run's catalog and refuses it if it cannot be valid.
+
+    Args:
+        catalog: The run's catalog.
+        feature_engineering: The run's raw ``feature_engineering`` parameters.
+
+    Raises:
+        LudwigConfigError: The config is missing, not YAML or cannot be valid (named by path).
+        ParameterError: ``feature_engineering`` itself is invalid.
+    """
+    path = dataset_filepath(catalog, LUDWIG_CONFIG)
+    try:
+        config = catalog.load(LUDWIG_CONFIG)
+    except DatasetError as exc:
+        raise LudwigConfigError(_unreadable(path, exc)) from None
+    _check_loaded(config, path, feature_engineering)
+
+
+def check_before_run(
+    project_path: Path, options: dict[str, Any], settings: Any, pipelines: list[str]
+) -> None:
+    """The CLI's fast path: refuses an impossible config before the Kedro session starts.
+
+    It reads the configuration with the project's own config loader class and arguments, as the
+    session will, and checks the config when the run is sure to read it: one of
+    :data:`PIPELINES_READING_CONFIG`, no node filter, a local file. Anything else, and any
+    problem with the configuration itself (Kedro reports those when the session starts), is left
+    to :class:`stock_mlops.hooks.LudwigPreflightHook`.
+
+    Args:
+        project_path: The project folder (relative catalog paths are relative to it).
+        options: The ``kedro run`` options as click parsed them.
+        settings: The project's Kedro settings.
+        pipelines: The requested pipeline names (empty: the default pipeline).
+
+    Raises:
+        LudwigConfigError: The config is missing, not YAML or cannot be valid.
+        ParameterError: ``feature_engineering`` is invalid.
+    """
+    if not PIPELINES_READING_CONFIG.intersection(pipelines or ["__default__"]):
+        return
+    if any(options.get(name) for name in NODE_FILTERS):
+        return
+    try:
+        loader = settings.CONFIG_LOADER_CLASS(
+            conf_source=str(options.get("conf_source") or project_path / settings.CONF_SOURCE),
+            env=options.get("env"),
+            runtime_params=options.get("params") or {},
+            **settings.CONFIG_LOADER_ARGS,
+        )
+        entry = loader["catalog"].get(LUDWIG_CONFIG)
+        feature_engineering = loader["parameters"].get("feature_engineering")
+    except Exception as exc:  # noqa: BLE001 - the session reports it, with Kedro's own message
+        logger.debug("Ludwig pre-flight left to the run: %s", exc)
+        return
+    filepath = (entry or {}).get("filepath") if isinstance(entry, dict) else None
+    if not isinstance(filepath, str) or get_protocol_and_path(filepath)[0] != "file":
+        return  # a remote config may need the team's credentials, which the session sets
+    located = Path(filepath) if Path(filepath).is_absolute() else project_path / filepath
+    dataset = AbstractDataset.from_config(LUDWIG_CONFIG, {**entry, "filepath": str(located)})
+    try:
+        config = dataset.load()
+    except DatasetError as exc:
+        raise LudwigConfigError(_unreadable(filepath, exc)) from None
+    _check_loaded(config, filepath, feature_engineering)
+
+
+def _check_loaded(config: Any, path: str, feature_engineering: Any) -> None:
+    parsed = FeatureEngineeringParams.parse(feature_engineering, "feature_engineering")
+    check_ludwig_config(config, parsed, source=f"Ludwig config {path}")
+
+
+def dataset_filepath(catalog: CatalogProtocol, name: str) -> str:
+    """Where a catalog entry is stored, as its dataset describes it (else its name)."""
+    try:
+        described = catalog[name]._describe()
+    except (KeyError, AttributeError, DatasetError):
+        return name
+    return str(described.get("filepath") or name)
+
+
+def _unreadable(path: str, exc: DatasetError) -> str:
+    cause = _root_cause(exc)
+    if isinstance(cause, FileNotFoundError):
+        return (
+            f"Ludwig config {path} does not exist (set training.ludwig_config, or ludwig_config "
+            "in the environment's globals.yml)"
+        )
+    if isinstance(cause, yaml.YAMLError):
+        detail = " ".join(str(cause).split())
+        return f"Ludwig config {path} is not valid YAML: {detail}"
+    return f"Ludwig config {path} cannot be read: {' '.join(str(cause or exc).split())}"
+
+
+def _root_cause(exc: BaseException) -> BaseException | None:
+    """The innermost exception a dataset error wraps (Kedro may wrap it more than once)."""
+    cause = exc.__cause__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    return cause

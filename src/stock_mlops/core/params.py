@@ -16,7 +16,6 @@ import datetime as dt
 import difflib
 from typing import Any, Literal, Self
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stock_mlops.core.symbols import validate_symbols
@@ -498,7 +497,10 @@ class ProjectParams(_Section):
     @classmethod
     def _run_date_is_a_session(cls, run_date: dt.date | None) -> dt.date | None:
         if run_date is not None:
-            from stock_mlops.core import calendar  # noqa: PLC0415 - exchange_calendars, on demand
+            # pandas and exchange_calendars on demand: the CLI's pre-flight imports this module
+            import pandas as pd  # noqa: PLC0415
+
+            from stock_mlops.core import calendar  # noqa: PLC0415
 
             calendar.check_session(pd.Timestamp(run_date))
         return run_date
