@@ -192,6 +192,21 @@ def test_the_fast_path_reads_the_environment_s_config(project_settings):
         )
 
 
+def test_the_fast_path_reads_the_kedro_env_environment(
+    tmp_path, tiny_ludwig_config, project_settings, monkeypatch
+):
+    """``KEDRO_ENV`` picks the environment when ``--env`` is not given, as in the session."""
+    (tmp_path / "base").symlink_to(PROJECT / "conf" / "base")
+    (tmp_path / "typo").mkdir()
+    config = _written(tmp_path, {**tiny_ludwig_config, "trainr": {}})
+    (tmp_path / "typo" / "globals.yml").write_text(yaml.safe_dump({"ludwig_config": config}))
+    options = _options(conf_source=str(tmp_path))
+    preflight.check_before_run(PROJECT, options, project_settings, ["training"])  # base's own
+    monkeypatch.setenv("KEDRO_ENV", "typo")
+    with pytest.raises(LudwigConfigError, match="did you mean 'trainer'"):
+        preflight.check_before_run(PROJECT, options, project_settings, ["training"])
+
+
 @pytest.mark.parametrize(
     ("pipelines", "options"),
     [

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ def check_before_run(
     try:
         loader = settings.CONFIG_LOADER_CLASS(
             conf_source=str(options.get("conf_source") or project_path / settings.CONF_SOURCE),
-            env=options.get("env"),
+            env=options.get("env") or os.environ.get("KEDRO_ENV"),  # as KedroSession.create
             runtime_params=options.get("params") or {},
             **settings.CONFIG_LOADER_ARGS,
         )
