@@ -234,9 +234,16 @@ def test_a_remote_config_is_left_to_the_hook(project_settings):
     preflight.check_before_run(PROJECT, _options(params=params), project_settings, ["training"])
 
 
-def test_a_broken_project_configuration_is_left_to_the_session(tmp_path, project_settings):
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        "ludwig_config: [\n",  # not YAML
+        "ludwig_config:\n  type: no.SuchDataset\n  filepath: x.yaml\n",  # not a dataset
+    ],
+)
+def test_a_broken_project_configuration_is_left_to_the_session(tmp_path, project_settings, catalog):
     (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "catalog.yml").write_text("ludwig_config: [\n")  # Kedro reports it
+    (tmp_path / "base" / "catalog.yml").write_text(catalog)  # Kedro reports it, its own way
     preflight.check_before_run(
         PROJECT, _options(conf_source=str(tmp_path)), project_settings, ["training"]
     )

@@ -208,7 +208,11 @@ def check_before_run(
     if not isinstance(filepath, str) or get_protocol_and_path(filepath)[0] != "file":
         return  # a remote config may need the team's credentials, which the session sets
     located = Path(filepath) if Path(filepath).is_absolute() else project_path / filepath
-    dataset = AbstractDataset.from_config(LUDWIG_CONFIG, {**entry, "filepath": str(located)})
+    try:
+        dataset = AbstractDataset.from_config(LUDWIG_CONFIG, {**entry, "filepath": str(located)})
+    except DatasetError as exc:  # e.g. an unknown dataset type: the catalog reports it
+        logger.debug("Ludwig pre-flight left to the run: %s", exc)
+        return
     try:
         config = dataset.load()
     except DatasetError as exc:
