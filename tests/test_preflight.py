@@ -198,6 +198,7 @@ def test_the_fast_path_reads_the_kedro_env_environment(
     """``KEDRO_ENV`` picks the environment when ``--env`` is not given, as in the session."""
     (tmp_path / "base").symlink_to(PROJECT / "conf" / "base")
     (tmp_path / "typo").mkdir()
+    (tmp_path / "local").mkdir()  # the default run environment
     config = _written(tmp_path, {**tiny_ludwig_config, "trainr": {}})
     (tmp_path / "typo" / "globals.yml").write_text(yaml.safe_dump({"ludwig_config": config}))
     options = _options(conf_source=str(tmp_path))
@@ -243,6 +244,8 @@ def test_a_remote_config_is_left_to_the_hook(project_settings):
 )
 def test_a_broken_project_configuration_is_left_to_the_session(tmp_path, project_settings, catalog):
     (tmp_path / "base").mkdir()
+    (tmp_path / "local").mkdir()  # the default run environment
+    (tmp_path / "base" / "parameters.yml").write_text("feature_engineering: {}\n")
     (tmp_path / "base" / "catalog.yml").write_text(catalog)  # Kedro reports it, its own way
     preflight.check_before_run(
         PROJECT, _options(conf_source=str(tmp_path)), project_settings, ["training"]
