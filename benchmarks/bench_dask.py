@@ -10,6 +10,8 @@ split (training.window counted back from the newest session):
 2. the pooled model (one model, symbol as input) trained serially on the same rows: time,
    memory, and MAE on return of both scopes on the test slice, beside the naive forecaster's;
 3. Dask's overhead per task: 200 no-op tasks, and the size of one symbol's task (its rows);
+   beside it, what the baselines (naive, drift, ridge) of every symbol cost in the driver on
+   the validation, gate and test rows, as the evaluation computes them (they are not tasks);
 4. from a worker's time per model (one core, one torch thread), the time for 500 symbols on 1,
    2, 16 and 64 cores.
 
@@ -144,10 +146,29 @@ def _overhead(parts, config, params) -> dict:
     assert one is not None
     return {
         "mode": "overhead",
+        "baselines_s": _baselines_seconds(parts, config, params),
         "per_task_ms": per_task * 1000,
         "task_bytes_median": statistics.median(sizes),
         "one_symbol_round_trip_ms": transfer * 1000,
     }
+
+
+def _baselines_seconds(parts, config, params) -> float:
+    """The evaluation's baselines of every symbol on the evaluated splits, in this process."""
+    from stock_mlops.pipelines.training import baselines
+    from stock_mlops.pipelines.training.config_validation import input_columns, output_feature
+    from stock_mlops.pipelines.training.nodes import EVALUATED_SPLITS
+
+    target, _ = output_feature(config)
+    started = time.perf_counter()
+    for split in EVALUATED_SPLITS:
+        rows, train = parts[split], parts["train"]
+        baselines.naive_last_close(rows)
+        baselines.mean_drift(train, rows)
+        baselines.ridge(
+            train, rows, input_columns(config), target, params.ridge_alpha, params.scope
+        )
+    return time.perf_counter() - started
 
 
 def main() -> int:
@@ -222,6 +243,11 @@ def _report(runs: dict[str, list[dict]], args) -> None:
         f"Dask overhead: {overhead * 1000:.1f} ms a task; one symbol's task "
         f"{_median(runs['overhead'], 'task_bytes_median') / 1e6:.2f} MB, round trip "
         f"{_median(runs['overhead'], 'one_symbol_round_trip_ms'):.0f} ms"
+    )
+    baselines = _median(runs["overhead"], "baselines_s")
+    print(
+        f"baselines (naive, drift, ridge) of all {args.symbols} symbols on 3 splits, in the "
+        f"driver: {baselines:.2f} s ({baselines / args.symbols * 1000:.0f} ms a symbol)"
     )
     # One core's time per model is a worker's (one torch thread); the serial figure is not:
     # torch spreads each serial model over every core.
