@@ -42,18 +42,20 @@ CONFIG = {
 BAR_COUNTS = (34, 60, 100, 150, 200, 250)
 
 
-ROUTES = {"make run (python -m stock_mlops)": ["-m", "stock_mlops"], "kedro run": None}
+# How each route starts a run (the options follow).
+ROUTES = {
+    "make run (python -m stock_mlops)": [sys.executable, "-m", "stock_mlops"],
+    "kedro run": [str(BIN / "kedro"), "run"],
+}
 
 
-def refusal_seconds(workdir: Path, route: list[str] | None) -> float:
-    """Wall time of one refused training run, start to exit (``route``: python arguments, or
-    None for the ``kedro run`` console script)."""
+def refusal_seconds(workdir: Path, command: list[str]) -> float:
+    """Wall time of one refused training run started with ``command``, start to exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "model.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     params = f"storage_root={workdir / 'data'},training.ludwig_config={config}"
-    command = [sys.executable, *route] if route else [str(BIN / "kedro"), "run"]
     started = time.perf_counter()
     done = subprocess.run(
         [*command, "--pipelines", "training", "--params", params],
@@ -156,8 +158,8 @@ def main() -> int:
     helps = []
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as scratch:
         for i in range(args.runs):  # interleaved, so that a noisy minute hits every route
-            for n, (name, route) in enumerate(ROUTES.items()):
-                refusals[name].append(refusal_seconds(Path(scratch) / f"{i}-{n}", route))
+            for n, (name, command) in enumerate(ROUTES.items()):
+                refusals[name].append(refusal_seconds(Path(scratch) / f"{i}-{n}", command))
             helps.append(kedro_help_seconds())
     colds = [cold_ludwig_check_seconds() for _ in range(args.runs)]
     print("1. an impossible Ludwig config (a top-level key Ludwig does not know)")

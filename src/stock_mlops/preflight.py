@@ -204,7 +204,7 @@ def check_before_run(
     except Exception as exc:  # noqa: BLE001 - the session reports it, with Kedro's own message
         logger.debug("Ludwig pre-flight left to the run: %s", exc)
         return
-    filepath = (entry or {}).get("filepath") if isinstance(entry, dict) else None
+    filepath = entry.get("filepath") if isinstance(entry, dict) else None
     if not isinstance(filepath, str) or get_protocol_and_path(filepath)[0] != "file":
         return  # a remote config may need the team's credentials, which the session sets
     located = Path(filepath) if Path(filepath).is_absolute() else project_path / filepath
