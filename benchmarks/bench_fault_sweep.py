@@ -63,7 +63,16 @@ def _must(run: harness.Run, what: str) -> None:
 
 
 def _verdict(root: str, reference: dict) -> dict:
-    report = harness.compare(harness.canonical(root), reference)
+    try:
+        report = harness.compare(harness.canonical(root), reference)
+    except Exception as exc:  # noqa: BLE001 - a root the checks cannot read is a bad case
+        return {
+            "items": 0,
+            "lost": 0,
+            "duplicated": 0,
+            "wrong_kinds": {},
+            "problems": [f"the root cannot be checked: {type(exc).__name__}: {exc}"],
+        }
     return {
         "items": sum(r["items"] for r in report.values()),
         "lost": sum(r["lost"] for r in report.values()),

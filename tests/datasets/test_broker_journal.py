@@ -111,6 +111,34 @@ def test_a_missing_account_file_is_rebuilt_from_the_journal_loudly_not_a_fresh_a
     assert len(journal(root)) == 2
 
 
+def test_a_run_that_writes_no_entry_still_sweeps_the_journal_entry_a_killed_save_left(
+    root, request_for, caplog
+):
+    # Killed between linking entry 3 and removing its temporary file: both names hold it.
+    # (Found by the fault sweep at ``save:broker_account#11``.)
+    from stock_mlops.datasets._storage import host_tag
+
+    trade_two_days(root, request_for)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead_pid = int(finished.stdout)
+    orphan = root / "journal" / f".0000000003.json.tmp-{host_tag()}-{dead_pid}-0123456789ab"
+    os.link(root / "journal" / "0000000002.json", orphan)
+    caplog.set_level(logging.WARNING)
+
+    # The same day again: its events are committed already, so no entry is written.
+    BrokerAccountDataset(filepath=str(root)).save(request_for("2023-06-05"))
+
+    assert not orphan.exists()
+    assert "removed 1 temporary file(s) of an interrupted save" in caplog.text
+    assert [e["seq"] for e in journal(root)] == [1, 2]
+    assert verify_account(str(root)) == ""
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

@@ -64,7 +64,12 @@ from stock_mlops.core.broker_types import (
 )
 from stock_mlops.core.params import LocalBrokerParams
 from stock_mlops.core.vocabulary import utc_stamp
-from stock_mlops.datasets._storage import atomic_write_bytes, create_exclusive, filesystem
+from stock_mlops.datasets._storage import (
+    atomic_write_bytes,
+    create_exclusive,
+    filesystem,
+    sweep_temporaries,
+)
 from stock_mlops.datasets.locks import StorageLock
 
 logger = logging.getLogger(__name__)
@@ -166,6 +171,12 @@ class AccountJournal:
         last = until if until is not None else (self.sequence() or [0])[-1]
         return [event for seq in range(after + 1, last + 1) for event in self.read(seq)["events"]]
 
+    def sweep_orphans(self) -> None:
+        """Removes temporary files of entries whose save was killed (between writing the
+        complete file and removing it once linked). A run that finds its day's events already
+        committed writes no entry, and would otherwise never sweep them."""
+        sweep_temporaries(self._fs, self.entry_path(1))
+
     def append(self, seq: int, events: list[dict[str, Any]], writer: str) -> None:
         """Writes entry ``seq``; raises :class:`_Conflict` when it exists already."""
         entry = {
@@ -254,6 +265,8 @@ class _BrokerDataset(AbstractDataset):
                 raise DatasetError(
                     f"unknown broker '{request.broker}' (expected 'local' or 'alpaca')"
                 )
+            if self._protocol == "file":  # on S3 an entry is one conditional PUT, no file
+                self._journal.sweep_orphans()
             for attempt in range(1, _COMMIT_ATTEMPTS + 1):
                 broker, seq, cache_stale = self._load_local(request.local)
                 _advance(broker, request.market_bars, request.as_of)
