@@ -193,3 +193,32 @@ def test_a_worker_that_dies_stops_the_run_naming_the_symbol_and_changes_nothing(
     assert killed and killed[0].split("-")[1] in SYMBOLS
     assert _digests(root) == before
     assert sorted(p.name for p in (root / "06_models").rglob("*")) == models_before
+
+
+def test_the_champion_is_scored_on_the_gate_per_symbol_on_the_workers_as_serially(
+    cluster, small_features, tiny_forecaster
+):
+    from distributed import get_task_stream
+
+    from stock_mlops.core.params import TrainingParams
+    from stock_mlops.pipelines.training.nodes import score_champion_on_gate
+
+    local, client = cluster
+    champion, plan = tiny_forecaster["handle"], tiny_forecaster["plan"]
+
+    def scored(**executor) -> pd.DataFrame:
+        params = TrainingParams(
+            ludwig_config="tiny.yaml", split=dict(TRAINING_SPLIT), window=None, **executor
+        )
+        return score_champion_on_gate(champion, small_features, plan, params)["predictions"]
+
+    serial = scored(executor="serial")
+    with get_task_stream(client) as stream:
+        dask = scored(executor="dask", dask={"scheduler_address": local.scheduler_address})
+    keys = sorted(str(t["key"]).rsplit("-", 1)[0] for t in stream.data)
+    symbols = sorted(champion.load().unwrap_python_model().symbols)
+    assert keys == [f"prediction-{s}" for s in symbols]
+    assert len(serial) and serial["prediction"].notna().all()
+    same = ["symbol", "date"]
+    pd.testing.assert_frame_equal(serial[same], dask[same])
+    assert (serial["prediction"] - dask["prediction"]).abs().max() <= 1e-6

@@ -151,7 +151,7 @@ def test_too_few_gate_dates_decide_nothing(small_features, training_params, plan
 
 
 def test_a_champion_that_early_stopped_on_gate_rows_is_scored_after_them(
-    small_features, tiny_forecaster, plan
+    small_features, tiny_forecaster, training_params, plan
 ):
     # The stored tiny model, posing as a champion whose validation ran to 2022-09-30.
     stored = tiny_forecaster["handle"]
@@ -161,7 +161,7 @@ def test_a_champion_that_early_stopped_on_gate_rows_is_scored_after_them(
         loader=stored.load,
         tags={"kind": "ludwig", "validation_end": "2022-09-30"},
     )
-    scored = score_champion_on_gate(champion, small_features, plan)
+    scored = score_champion_on_gate(champion, small_features, plan, training_params)
     assert "early-stopped on rows up to 2022-09-30" in scored["note"]
     assert scored["predictions"]["date"].min() > pd.Timestamp("2022-09-30")
     assert scored["predictions"]["prediction"].notna().all()

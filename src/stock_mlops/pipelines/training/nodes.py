@@ -674,17 +674,20 @@ def score_champion_on_gate(
     champion_model: ModelHandle,
     features: pd.DataFrame,
     training_plan: TrainingPlan,
+    params: TrainingParams,
 ) -> dict[str, Any]:
     """The current champion's next-session predictions on this run's gate rows.
 
     Only rows the champion neither fitted nor early-stopped on are scored: a champion whose
     validation period reaches into the gate slice is scored on the later rows only, and the
-    decision says so.
+    decision says so. A per-symbol champion predicts as the evaluation does: with the dask
+    executor, one task per symbol.
 
     Args:
         champion_model: The registry's champion (the naive forecaster until a model earns it).
         features: The ``features`` dataset.
         training_plan: This run's plan (its gate slice).
+        params: ``params:training`` (its executor).
 
     Returns:
         ``version``, ``kind``, ``tags``, ``predictions`` (``symbol, date, prediction`` as closes;
@@ -711,12 +714,13 @@ def score_champion_on_gate(
             rows = rows[after]
     if rows.empty:
         return info
-    model = champion_model.load()
-    wrapped = model.unwrap_python_model()
-    if wrapped.scope != "pooled":
-        rows = rows[rows[C.SYMBOL].isin(wrapped.symbols)]
-    raw = np.asarray(model.predict(rows[wrapped.columns])["prediction"], dtype=float)
-    close = implied_close(wrapped.output_name, pd.Series(raw, index=rows.index), rows[C.CLOSE])
+    champion = champion_model.load().unwrap_python_model()
+    if champion.scope != "pooled":
+        rows = rows[rows[C.SYMBOL].isin(champion.symbols)]
+        if rows.empty:
+            return info
+    raw = _predictions(champion, {GATE: rows}, params)[GATE].astype(float)
+    close = implied_close(champion.output_name, raw, rows[C.CLOSE])
     info["predictions"] = pd.DataFrame(
         {
             C.SYMBOL: rows[C.SYMBOL].to_numpy(),

@@ -181,6 +181,7 @@ def _fit_and_gate_nodes() -> list[Node]:
                 "champion_model": "champion_model",
                 "features": "features",
                 "training_plan": _PLAN,
+                "params": "params:training",
             },
             outputs="champion_on_gate",
             name="score_champion_on_gate_node",
