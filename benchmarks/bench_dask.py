@@ -155,19 +155,11 @@ def _overhead(parts, config, params) -> dict:
 
 def _baselines_seconds(parts, config, params) -> float:
     """The evaluation's baselines of every symbol on the evaluated splits, in this process."""
-    from stock_mlops.pipelines.training import baselines
-    from stock_mlops.pipelines.training.config_validation import input_columns, output_feature
-    from stock_mlops.pipelines.training.nodes import EVALUATED_SPLITS
+    from stock_mlops.pipelines.training.nodes import EVALUATED_SPLITS, baseline_closes
 
-    target, _ = output_feature(config)
     started = time.perf_counter()
     for split in EVALUATED_SPLITS:
-        rows, train = parts[split], parts["train"]
-        baselines.naive_last_close(rows)
-        baselines.mean_drift(train, rows)
-        baselines.ridge(
-            train, rows, input_columns(config), target, params.ridge_alpha, params.scope
-        )
+        baseline_closes(parts["train"], parts[split], config, params)
     return time.perf_counter() - started
 
 

@@ -244,3 +244,37 @@ def test_a_direction_classifier_is_scored_on_its_calls_only():
     assert metrics["ludwig"]["directional_calls"] == 3
     assert metrics["ludwig"]["directional_accuracy"] == pytest.approx(2 / 3)
     assert "mae" not in metrics["ludwig"]
+
+
+def test_one_symbols_task_scores_its_rows_and_baselines_as_the_whole_frame_does(
+    tiny_forecaster, small_features, training_params
+):
+    # With the dask executor each symbol's task fits its baselines on that symbol's training
+    # rows only; per-symbol baselines must not notice the difference.
+    from conftest import TINY_LUDWIG_CONFIG
+
+    from stock_mlops.pipelines.training.nodes import _fold_parts, score_rows, score_symbol
+
+    model, plan = tiny_forecaster["model"], tiny_forecaster["plan"]
+    parts = _fold_parts(small_features, plan.fold)
+    train, splits = parts["train"], {s: parts[s] for s in ("validation", "gate", "test")}
+    stacked = pd.concat(splits.values(), keys=list(splits), names=["split", "row"])
+    together = pd.concat(
+        {
+            s: score_rows(model, rows, training_params, (train, TINY_LUDWIG_CONFIG))
+            for s, rows in splits.items()
+        },
+        names=["split", "row"],
+    )
+    assert list(together.columns) == ["prediction", "naive_last_close", "mean_drift", "ridge"]
+    assert together.notna().all().all()
+    for symbol, rows in stacked.groupby("symbol"):
+        own_train = train[train["symbol"] == symbol]
+        alone = score_symbol(
+            model.only(symbol), rows, training_params, (own_train, TINY_LUDWIG_CONFIG)
+        )
+        expected = together.loc[rows.index]
+        pd.testing.assert_frame_equal(
+            alone.drop(columns="prediction"), expected.drop(columns="prediction")
+        )
+        assert (alone["prediction"] - expected["prediction"]).abs().max() <= 1e-6

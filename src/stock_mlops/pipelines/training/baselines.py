@@ -17,6 +17,8 @@ from stock_mlops.core import columns as C
 NAIVE = "naive_last_close"
 DRIFT = "mean_drift"
 RIDGE = "ridge"
+# In the order the evaluation lists them.
+BASELINES = (NAIVE, DRIFT, RIDGE)
 
 
 def naive_last_close(rows: pd.DataFrame) -> pd.Series:

@@ -501,10 +501,10 @@ def _evaluate_fold(
             rows = rows[rows[C.SYMBOL].isin(forecaster.symbols)]
         if not rows.empty:
             selected[split] = rows
-    predicted = _predictions(forecaster, selected, params)
+    scored = _predictions(forecaster, selected, params, baselines_from=(parts["train"], config))
     frames = []
     for split, rows in selected.items():
-        raw = predicted[split]
+        raw = scored[split]["prediction"]
         model_close = implied_close(target, raw, rows[C.CLOSE])
         model_direction = (
             raw.astype(object)
@@ -513,19 +513,7 @@ def _evaluate_fold(
         )
         candidates = {
             TEAM_MODEL: (model_close, model_direction),
-            baselines.NAIVE: (baselines.naive_last_close(rows), None),
-            baselines.DRIFT: (baselines.mean_drift(parts["train"], rows), None),
-            baselines.RIDGE: (
-                baselines.ridge(
-                    parts["train"],
-                    rows,
-                    input_columns(config),
-                    target,
-                    params.ridge_alpha,
-                    params.scope,
-                ),
-                None,
-            ),
+            **{name: (scored[split][name], None) for name in baselines.BASELINES},
         }
         for model, (close, called_direction) in candidates.items():
             predicted_direction = (
@@ -552,33 +540,98 @@ def _evaluate_fold(
     return pd.concat(frames, ignore_index=True)
 
 
+# The baselines' training rows and the Ludwig config their inputs and target come from.
+BaselinesFrom = tuple[pd.DataFrame, dict[str, Any]]
+
+
 def _predictions(
-    forecaster: Forecaster, selected: dict[str, pd.DataFrame], params: TrainingParams
-) -> dict[str, pd.Series]:
-    """The forecaster's predictions of each split's rows. With the dask executor, each symbol's
-    model predicts all of its rows in one task (loading a Ludwig model is most of the cost)."""
+    forecaster: Forecaster,
+    selected: dict[str, pd.DataFrame],
+    params: TrainingParams,
+    baselines_from: BaselinesFrom | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Each split's rows scored: the forecaster's ``prediction`` and, with ``baselines_from``,
+    a column of predicted closes per baseline, indexed as the rows.
+
+    With the dask executor and a per-symbol forecaster, each symbol is one task: its model
+    predicts all of its rows (loading a Ludwig model is most of the cost) and its baselines
+    are fitted on its own training rows, which per-symbol baselines use anyway.
+    """
     if params.executor == "serial" or forecaster.scope == "pooled" or not selected:
-        return {split: _predicted(forecaster, rows) for split, rows in selected.items()}
+        return {
+            split: score_rows(forecaster, rows, params, baselines_from)
+            for split, rows in selected.items()
+        }
     stacked = pd.concat(selected.values(), keys=list(selected), names=["split", "row"])
     tasks = [
-        Task(str(symbol), predict_symbol, (forecaster.only(str(symbol)), rows))
+        Task(
+            str(symbol),
+            score_symbol,
+            (forecaster.only(str(symbol)), rows, params, _of_symbol(baselines_from, symbol)),
+        )
         for symbol, rows in stacked.groupby(C.SYMBOL, sort=True)
     ]
     with open_executor(params) as executor:
         answers = executor.run(tasks, "prediction")
     values = pd.concat(answers.values())
     return {
-        split: pd.Series(values.xs(split, level="split").reindex(rows.index), rows.index)
+        split: values.xs(split, level="split").reindex(rows.index)
         for split, rows in selected.items()
     }
 
 
-def predict_symbol(forecaster: Forecaster, rows: pd.DataFrame) -> pd.Series:
-    """One symbol's predictions of every split (a task), indexed as ``rows``. Each split is
-    predicted on its own, as the serial path does: Ludwig's float32 results depend slightly on
+def _of_symbol(baselines_from: BaselinesFrom | None, symbol: Any) -> BaselinesFrom | None:
+    if baselines_from is None:
+        return None
+    train, config = baselines_from
+    return train[train[C.SYMBOL] == symbol], config
+
+
+def score_symbol(
+    forecaster: Forecaster,
+    rows: pd.DataFrame,
+    params: TrainingParams,
+    baselines_from: BaselinesFrom | None,
+) -> pd.DataFrame:
+    """One symbol's rows of every split scored (a task), indexed as ``rows``. Each split is
+    scored on its own, as the serial path does: Ludwig's float32 results depend slightly on
     the batch a row is in."""
-    parts = [_predicted(forecaster, part) for _, part in rows.groupby(level="split", sort=False)]
+    parts = []
+    for _, part in rows.groupby(level="split", sort=False):
+        scored = score_rows(forecaster, part.droplevel("split"), params, baselines_from)
+        parts.append(scored.set_axis(part.index))
     return pd.concat(parts)
+
+
+def score_rows(
+    forecaster: Forecaster,
+    rows: pd.DataFrame,
+    params: TrainingParams,
+    baselines_from: BaselinesFrom | None,
+) -> pd.DataFrame:
+    """The forecaster's ``prediction`` of each row and, with ``baselines_from``, each
+    baseline's predicted close (see :func:`_predictions`)."""
+    scored = pd.DataFrame({"prediction": _predicted(forecaster, rows)})
+    if baselines_from is not None:
+        train, config = baselines_from
+        for name, close in baseline_closes(train, rows, config, params).items():
+            scored[name] = close
+    return scored
+
+
+def baseline_closes(
+    train: pd.DataFrame, rows: pd.DataFrame, config: dict[str, Any], params: TrainingParams
+) -> dict[str, pd.Series]:
+    """Each baseline's predicted close of ``rows``, fitted on ``train`` (the model's inputs and
+    target from ``config``; per symbol or pooled as ``params.scope``)."""
+    target, _ = output_feature(config)
+    return {
+        baselines.NAIVE: baselines.naive_last_close(rows),
+        baselines.DRIFT: baselines.mean_drift(train, rows),
+        baselines.RIDGE: baselines.ridge(
+            train, rows, input_columns(config), target, params.ridge_alpha, params.scope
+        ),
+    }
 
 
 def _predicted(forecaster: Forecaster, rows: pd.DataFrame) -> pd.Series:
@@ -719,7 +772,7 @@ def score_champion_on_gate(
         rows = rows[rows[C.SYMBOL].isin(champion.symbols)]
         if rows.empty:
             return info
-    raw = _predictions(champion, {GATE: rows}, params)[GATE].astype(float)
+    raw = _predictions(champion, {GATE: rows}, params)[GATE]["prediction"].astype(float)
     close = implied_close(champion.output_name, raw, rows[C.CLOSE])
     info["predictions"] = pd.DataFrame(
         {
