@@ -34,6 +34,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -51,6 +52,9 @@ BUCKET = "fault-sweep"
 # Datasets whose save the S3 server dies in by default: the orders log (append-only, under a
 # lock object), the broker's journal and account (a new journal object, then the cache).
 S3_DIE = ("07_model_output/orders.parquet", "03_primary/broker/local_account.json")
+# The dataset (its filepath under the root) that writes a key, when it is not the key itself.
+DATASET_OF = {"03_primary/broker/": "03_primary/broker"}
+_ERROR_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception): ")
 
 
 def _run(root, day, tracking, fault="", extra=None) -> harness.Run:
@@ -240,17 +244,18 @@ def die_case(s3, state: dict, root: str, key: str, when: str, tracking: Path, ex
     s3.restart()
     rerun = _run(root, SECOND, tracking, extra=extra)
     output = failed.output
+    dataset = next((d for prefix, d in DATASET_OF.items() if key.startswith(prefix)), key)
+    # The error the run ends with (the last one printed) names the dataset being saved.
+    final = [line.strip() for line in output.splitlines() if _ERROR_LINE.match(line.strip())]
+    reported = final[-1] if final else output[-300:]
     return {
         "case": f"S3 server dies {when} storing {key}",
         "point": f"s3-dies-{when}:{key}",
         "storage": "s3",
         "fault_fired": died and not failed.ok,
-        "error_names_dataset": "Failed while saving data to dataset" in output
-        and f"{root}/{key}" in output,
-        "error_line": next(
-            (line.strip() for line in output.splitlines() if "Failed while saving" in line),
-            output[-300:],
-        )[:300],
+        "error_names_dataset": "Failed while saving data to dataset" in reported
+        and f"{root}/{dataset}" in reported,
+        "error_line": reported[:300],
         "rerun_ok": rerun.ok,
         "runs": 2,
         "seconds": round(time.monotonic() - started, 1),

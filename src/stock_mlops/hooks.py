@@ -101,7 +101,10 @@ class StorageLockHook:
 
     @hook_impl(trylast=True)
     def on_pipeline_error(self) -> None:
-        self._release()
+        # The run's error is what the user must see, not a lock the failing storage cannot
+        # release as well.
+        if self._held:
+            self._held.pop().release_after_error()
 
     def _release(self) -> None:
         if self._held:

@@ -9,6 +9,7 @@ The same on ``kedro run``s: ``benchmarks/bench_fault_sweep.py --s3``.
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import textwrap
@@ -108,3 +109,33 @@ def _append_dies(s3: S3Process, day: str) -> None:
     # The error names the dataset and where its write went: the bucket and the object.
     assert f"s3://{BUCKET}/{KEY}" in failed.stderr, failed.stderr[-2000:]
     assert "Failed while saving data to dataset" in failed.stderr
+
+
+@pytest.mark.slow
+def test_a_lock_the_dead_server_cannot_release_does_not_hide_the_writers_error(
+    tmp_path, monkeypatch, caplog
+):
+    # Found by the fault sweep: the S3 server died as the broker account was saved, and the
+    # error reported was the account lock's failed DELETE, not the failed write.
+    from stock_mlops.datasets.locks import StorageLock
+
+    s3 = S3Process(tmp_path)
+    for name, value in {**s3.env(), "AWS_MAX_ATTEMPTS": "2"}.items():
+        monkeypatch.setenv(name, value)
+    s3.start()
+    lock_url = f"s3://{BUCKET}/broker/.account.lock"
+    caplog.set_level(logging.WARNING, logger="stock_mlops")
+    try:
+        boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1").create_bucket(
+            Bucket=BUCKET
+        )
+        lock = StorageLock(lock_url, purpose="test", clear_hint="clear-command")
+        with pytest.raises(RuntimeError, match="the write failed"), lock:
+            s3.kill()
+            raise RuntimeError("the write failed")
+    finally:
+        s3.kill()
+    assert f"could not release the lock {lock_url} after an error" in caplog.text
+    assert "clear-command" in caplog.text
+    # Released as far as this process goes: it can take the lock again once storage is back.
+    assert not lock.held

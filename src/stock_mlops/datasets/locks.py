@@ -188,8 +188,30 @@ class StorageLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.release()
+        else:
+            self.release_after_error()
+
+    def release_after_error(self) -> None:
+        """Releases the lock while another error propagates. If the release fails too (the
+        storage that just failed the writer is still gone), that is logged, not raised: the
+        error that stopped the writer stays the one reported, and the lock, no longer renewed,
+        expires with its lease."""
+        try:
+            self.release()
+        except Exception as exc:  # noqa: BLE001 - any failure here would hide the real error
+            logger.warning(
+                "could not release the lock %s after an error (%s: %s); it expires %.0f s "
+                "after its last renewal, and once this process has exited the next writer on "
+                "this machine takes it over at once%s",
+                self.url,
+                type(exc).__name__,
+                exc,
+                self.lease_seconds,
+                f"; to clear it now: `{self.clear_hint}`" if self.clear_hint else "",
+            )
 
     @property
     def held(self) -> bool:
