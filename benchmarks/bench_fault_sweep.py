@@ -1,4 +1,4 @@
-"""The fault sweep: real `kedro run`s killed at every point of a traced run, re-run, and checked.
+"""The fault sweep: real Kedro runs killed at every point of a traced run, re-run, and checked.
 
 What it does (the harness of ``tests/faults/harness.py``, same checks as the fault tests):
 
@@ -22,9 +22,10 @@ Usage::
     nice -n 10 .venv/bin/python benchmarks/bench_fault_sweep.py [--points nodes|saves|all]
         [--every K] [--save-every K] [--limit N] [--concurrent 3] [--s3] [--out sweep.json]
 
-Each case is two `kedro run`s (about a minute each on a shared 2-core machine); the full local
-sweep is about 2 minutes per point. ``--every K`` takes every K-th node boundary,
-``--save-every K`` every K-th file change of a save (``end`` is always taken).
+Each case is two Kedro runs (``python -m stock_mlops``, ``make run``'s route): about 22 s a
+case with two sweeps side by side on an otherwise quiet 2-core machine. ``--every K`` takes
+every K-th node boundary, ``--save-every K`` every K-th file change of a save (``end`` is
+always taken).
 ``benchmarks/fault_figures.py`` turns the JSON into the README's figures.
 """
 
@@ -336,7 +337,7 @@ def main() -> int:
     result = _write(args, parts)
     bad = [c for c in cases if not _good(c)]
     print(
-        f"\n{len(cases)} cases, {sum(c['runs'] for c in cases)} kedro runs after the setup, "
+        f"\n{len(cases)} cases, {sum(c['runs'] for c in cases)} Kedro runs after the setup, "
         f"lost {sum(c['lost'] for c in cases)}, duplicated {sum(c['duplicated'] for c in cases)}, "
         f"{len(bad)} bad, {result['seconds']:.0f} s"
     )

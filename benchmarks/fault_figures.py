@@ -5,7 +5,7 @@ Usage::
 
     .venv/bin/python benchmarks/fault_figures.py sweep.json [more.json ...] [--serving load.json]
 
-Prints a Markdown table: cases tried, faults injected, concurrent runs, `kedro run`s, requests
+Prints a Markdown table: cases tried, faults injected, concurrent runs, Kedro runs, requests
 served, lost and duplicated items (and how they were counted), seconds per case.
 """
 
@@ -66,7 +66,7 @@ def sweep_rows(sweeps: list[dict]) -> list[tuple[str, str]]:
                     f"{storage}: concurrent runs",
                     ", ".join(f"{c['runs']} at once" for c in together) or "none",
                 ),
-                (f"{storage}: `kedro run`s after the setup", str(sum(c["runs"] for c in cases))),
+                (f"{storage}: Kedro runs after the setup", str(sum(c["runs"] for c in cases))),
                 (
                     f"{storage}: lost / duplicated",
                     f"lost: {sum(c['lost'] for c in cases)}, "
